@@ -1,0 +1,1137 @@
+/* Tests of the context-switch primitive (src/arch/switch.h), with no Python.
+ *
+ * Each file compiles alone, natively or for another CPU under qemu:
+ *   cc -O2 -Wall -Wextra -Isrc/arch tests/c/test_switch.c \
+ *       src/arch/switch_x86_64_sysv.S -o test_switch && ./test_switch
+ *   crossrun aarch64 -Isrc/arch tests/c/test_switch.c \
+ *       src/arch/switch_aarch64_aapcs.S
+ * Arguments, if given, run only the tests whose names contain one of them
+ * (tests/test_c_switch.py runs `test_switch unwind` under gdb).
+ *
+ * CHECK() records a failure and goes on; the exit status is 1 if any check
+ * failed. Stacks come from mmap() here, not from src/stack.c, so that this
+ * tests the switch alone. Every context a test starts is left suspended
+ * forever (entry functions never return), and its stack is unmapped.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE     /* MAP_STACK, MAP_NORESERVE, REG_RIP */
+#endif
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+#include <unwind.h>
+
+#include "switch.h"
+
+#if !defined(__x86_64__) && !defined(__aarch64__)
+#error "test_switch.c knows the registers of x86-64 and AArch64 only"
+#endif
+
+/* gs_entry_trampoline is not in switch.h: nothing but the .S file and this
+ * test needs its address. */
+__attribute__((visibility("hidden"))) extern const char
+    gs_entry_trampoline[];
+
+/* ---- checks --------------------------------------------------------- */
+
+static int checks_total;
+static int checks_failed;
+
+static void
+check_at(int ok, const char *what, const char *func, int line)
+{
+    checks_total++;
+    if (!ok) {
+        checks_failed++;
+        fprintf(stderr, "test_switch.c:%d: %s: CHECK(%s) failed\n",
+                line, func, what);
+    }
+}
+
+#define CHECK(cond) check_at((cond) ? 1 : 0, #cond, __func__, __LINE__)
+
+/* ---- stacks --------------------------------------------------------- */
+
+static size_t page_size;
+
+/* The stack the test itself runs on, saved while a context runs. */
+static void *main_sp;
+
+struct test_stack {
+    void *map;
+    size_t map_size;
+    uintptr_t top;
+};
+
+/* Map `size` usable bytes with a no-access guard page below them.
+ * Returns 0, or -1 after printing why. */
+static int
+stack_map(struct test_stack *st, size_t size)
+{
+    size_t map_size = size + page_size;
+    void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+
+    if (map == MAP_FAILED) {
+        perror("mmap");
+        return -1;
+    }
+    if (mprotect(map, page_size, PROT_NONE) != 0) {
+        perror("mprotect");
+        munmap(map, map_size);
+        return -1;
+    }
+    st->map = map;
+    st->map_size = map_size;
+    st->top = (uintptr_t)map + map_size;
+    return 0;
+}
+
+static void
+stack_unmap(struct test_stack *st)
+{
+    if (munmap(st->map, st->map_size) != 0) {
+        perror("munmap");
+    }
+}
+
+static double
+elapsed_ns(const struct timespec *start, const struct timespec *end)
+{
+    return (double)(end->tv_sec - start->tv_sec) * 1e9 +
+           (double)(end->tv_nsec - start->tv_nsec);
+}
+
+/* ---- ping-pong and arguments ---------------------------------------- */
+
+#define PINGPONG_ROUNDS 500000  /* two switches each: 1,000,000 switches */
+
+static void *pingpong_sp;
+static unsigned long pingpong_bad;
+
+/* Receives 1, 3, 5, ... and answers each with the next even number. */
+static void
+pingpong_entry(void *arg)
+{
+    uintptr_t expect = 1;
+    uintptr_t got = (uintptr_t)arg;
+
+    for (;;) {
+        if (got != expect) {
+            pingpong_bad++;
+        }
+        expect = got + 2;
+        got = (uintptr_t)gs_swap(&pingpong_sp, main_sp, (void *)(got + 1));
+    }
+}
+
+static void
+test_pingpong_passes_values_both_ways(void)
+{
+    struct test_stack st;
+    struct timespec start, end;
+    unsigned long bad = 0;
+    uintptr_t i;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    pingpong_sp = gs_init(st.top, pingpong_entry);
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (i = 0; i < PINGPONG_ROUNDS; i++) {
+        uintptr_t got = (uintptr_t)gs_swap(&main_sp, pingpong_sp,
+                                           (void *)(2 * i + 1));
+        if (got != 2 * i + 2) {
+            bad++;
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    CHECK(bad == 0);
+    CHECK(pingpong_bad == 0);
+    printf("     %d switches, %.1f ns per switch\n", 2 * PINGPONG_ROUNDS,
+           elapsed_ns(&start, &end) / (2.0 * PINGPONG_ROUNDS));
+    stack_unmap(&st);
+}
+
+static void *echo_sp;
+
+static void
+echo_entry(void *arg)
+{
+    for (;;) {
+        arg = gs_swap(&echo_sp, main_sp, arg);
+    }
+}
+
+static void
+test_arguments_round_trip_unchanged(void)
+{
+    static int some_object;
+    void *const values[] = {
+        NULL, &some_object, (void *)UINTPTR_MAX,
+        (void *)((uintptr_t)1 << (8 * sizeof(void *) - 1)), (void *)1,
+    };
+    struct test_stack st;
+    size_t i;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    echo_sp = gs_init(st.top, echo_entry);
+    /* The first value is also the first swap's: entry's argument. */
+    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+        CHECK(gs_swap(&main_sp, echo_sp, values[i]) == values[i]);
+    }
+    stack_unmap(&st);
+}
+
+/* Keeps its saved stack pointer in a local of its own stack, and hands the
+ * test that local's address. */
+static void
+local_slot_entry(void *arg)
+{
+    void *self = NULL;
+
+    (void)arg;
+    for (;;) {
+        gs_swap(&self, main_sp, &self);
+    }
+}
+
+static void
+test_from_may_point_into_the_stack_being_left(void)
+{
+    struct test_stack st;
+    void **slot;
+    int i;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    slot = gs_swap(&main_sp, gs_init(st.top, local_slot_entry), NULL);
+    CHECK((uintptr_t)slot < st.top);
+    CHECK((uintptr_t)slot >= st.top - 64 * 1024);
+    for (i = 0; i < 3; i++) {
+        CHECK(gs_swap(&main_sp, *slot, NULL) == slot);
+    }
+    stack_unmap(&st);
+}
+
+/* ---- callee-saved registers ----------------------------------------- */
+
+/* test_probe_swap(p) loads every callee-saved register from p->in, calls
+ * gs_swap(p->from, p->to, NULL) with them live, and stores what the
+ * registers hold after the swap returns in p->out; it restores its
+ * caller's values before returning, as the ABI asks. It is written in
+ * assembly because C cannot pin values in callee-saved registers across a
+ * call. No CFI: nothing unwinds through it. */
+#if defined(__x86_64__)
+#define PROBE_NREGS 6
+static const char *const probe_names[PROBE_NREGS] = {
+    "rbx", "rbp", "r12", "r13", "r14", "r15",
+};
+#else
+#define PROBE_NREGS 19
+static const char *const probe_names[PROBE_NREGS] = {
+    "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
+    "x29", "d8", "d9", "d10", "d11", "d12", "d13", "d14", "d15",
+};
+#endif
+
+struct probe {
+    void **from;
+    void *to;
+    uint64_t in[PROBE_NREGS];
+    uint64_t out[PROBE_NREGS];
+};
+
+_Static_assert(offsetof(struct probe, to) == 8, "offsets in the asm below");
+_Static_assert(offsetof(struct probe, in) == 16, "offsets in the asm below");
+_Static_assert(offsetof(struct probe, out) == 16 + 8 * PROBE_NREGS,
+               "offsets in the asm below");
+
+void test_probe_swap(struct probe *p);
+
+#if defined(__x86_64__)
+/* in[] at 16: rbx rbp r12 r13 r14 r15; out[] at 64, same order. Seven
+ * pushes (six registers and p) leave rsp 16-aligned for the call. */
+__asm__(
+    "        .text\n"
+    "        .globl  test_probe_swap\n"
+    "        .hidden test_probe_swap\n"
+    "        .type   test_probe_swap, @function\n"
+    "        .p2align 4\n"
+    "test_probe_swap:\n"
+    "        pushq   %rbp\n"
+    "        pushq   %rbx\n"
+    "        pushq   %r12\n"
+    "        pushq   %r13\n"
+    "        pushq   %r14\n"
+    "        pushq   %r15\n"
+    "        pushq   %rdi\n"
+    "        movq    16(%rdi), %rbx\n"
+    "        movq    24(%rdi), %rbp\n"
+    "        movq    32(%rdi), %r12\n"
+    "        movq    40(%rdi), %r13\n"
+    "        movq    48(%rdi), %r14\n"
+    "        movq    56(%rdi), %r15\n"
+    "        movq    8(%rdi), %rsi\n"
+    "        movq    (%rdi), %rdi\n"
+    "        xorl    %edx, %edx\n"
+    "        call    gs_swap\n"
+    "        movq    (%rsp), %rdi\n"
+    "        movq    %rbx, 64(%rdi)\n"
+    "        movq    %rbp, 72(%rdi)\n"
+    "        movq    %r12, 80(%rdi)\n"
+    "        movq    %r13, 88(%rdi)\n"
+    "        movq    %r14, 96(%rdi)\n"
+    "        movq    %r15, 104(%rdi)\n"
+    "        popq    %rdi\n"
+    "        popq    %r15\n"
+    "        popq    %r14\n"
+    "        popq    %r13\n"
+    "        popq    %r12\n"
+    "        popq    %rbx\n"
+    "        popq    %rbp\n"
+    "        ret\n"
+    "        .size   test_probe_swap, . - test_probe_swap\n");
+#else
+/* in[] at 16: x19-x29 then d8-d15; out[] at 168, same order. p is kept
+ * at sp + 0xa0 in a 0xb0-byte frame. */
+__asm__(
+    "        .text\n"
+    "        .globl  test_probe_swap\n"
+    "        .hidden test_probe_swap\n"
+    "        .type   test_probe_swap, %function\n"
+    "        .p2align 4\n"
+    "test_probe_swap:\n"
+    "        stp     x29, x30, [sp, #-0xb0]!\n"
+    "        stp     x19, x20, [sp, #0x10]\n"
+    "        stp     x21, x22, [sp, #0x20]\n"
+    "        stp     x23, x24, [sp, #0x30]\n"
+    "        stp     x25, x26, [sp, #0x40]\n"
+    "        stp     x27, x28, [sp, #0x50]\n"
+    "        stp     d8, d9, [sp, #0x60]\n"
+    "        stp     d10, d11, [sp, #0x70]\n"
+    "        stp     d12, d13, [sp, #0x80]\n"
+    "        stp     d14, d15, [sp, #0x90]\n"
+    "        str     x0, [sp, #0xa0]\n"
+    "        ldp     x19, x20, [x0, #16]\n"
+    "        ldp     x21, x22, [x0, #32]\n"
+    "        ldp     x23, x24, [x0, #48]\n"
+    "        ldp     x25, x26, [x0, #64]\n"
+    "        ldp     x27, x28, [x0, #80]\n"
+    "        ldr     x29, [x0, #96]\n"
+    "        ldp     d8, d9, [x0, #104]\n"
+    "        ldp     d10, d11, [x0, #120]\n"
+    "        ldp     d12, d13, [x0, #136]\n"
+    "        ldp     d14, d15, [x0, #152]\n"
+    "        ldr     x1, [x0, #8]\n"
+    "        ldr     x0, [x0]\n"
+    "        mov     x2, #0\n"
+    "        bl      gs_swap\n"
+    "        ldr     x9, [sp, #0xa0]\n"
+    "        stp     x19, x20, [x9, #168]\n"
+    "        stp     x21, x22, [x9, #184]\n"
+    "        stp     x23, x24, [x9, #200]\n"
+    "        stp     x25, x26, [x9, #216]\n"
+    "        stp     x27, x28, [x9, #232]\n"
+    "        str     x29, [x9, #248]\n"
+    "        stp     d8, d9, [x9, #256]\n"
+    "        stp     d10, d11, [x9, #272]\n"
+    "        stp     d12, d13, [x9, #288]\n"
+    "        stp     d14, d15, [x9, #304]\n"
+    "        ldp     d14, d15, [sp, #0x90]\n"
+    "        ldp     d12, d13, [sp, #0x80]\n"
+    "        ldp     d10, d11, [sp, #0x70]\n"
+    "        ldp     d8, d9, [sp, #0x60]\n"
+    "        ldp     x27, x28, [sp, #0x50]\n"
+    "        ldp     x25, x26, [sp, #0x40]\n"
+    "        ldp     x23, x24, [sp, #0x30]\n"
+    "        ldp     x21, x22, [sp, #0x20]\n"
+    "        ldp     x19, x20, [sp, #0x10]\n"
+    "        ldp     x29, x30, [sp], #0xb0\n"
+    "        ret\n"
+    "        .size   test_probe_swap, . - test_probe_swap\n");
+#endif
+
+/* Distinct, non-zero bit patterns per register and per `salt`. */
+static void
+probe_fill(struct probe *p, uint64_t salt)
+{
+    int i;
+
+    for (i = 0; i < PROBE_NREGS; i++) {
+        p->in[i] = (0x0101010101010101u * (uint64_t)(i + 1)) ^ salt;
+        p->out[i] = 0;
+    }
+}
+
+static int
+probe_mismatches(const struct probe *p, const char *who)
+{
+    int i, n = 0;
+
+    for (i = 0; i < PROBE_NREGS; i++) {
+        if (p->out[i] != p->in[i]) {
+            fprintf(stderr, "  %s: %s was %#llx, became %#llx\n", who,
+                    probe_names[i], (unsigned long long)p->in[i],
+                    (unsigned long long)p->out[i]);
+            n++;
+        }
+    }
+    return n;
+}
+
+static void *regs_sp;
+static int regs_other_mismatches;
+static int regs_other_rounds;
+
+/* The other side: holds its own patterns in every callee-saved register
+ * each time it swaps back, and checks them when resumed. */
+static void
+regs_entry(void *arg)
+{
+    struct probe p;
+    uint64_t salt = 0x5a5a000000000000u;
+
+    (void)arg;
+    for (;;) {
+        probe_fill(&p, salt);
+        p.from = &regs_sp;
+        p.to = main_sp;
+        test_probe_swap(&p);
+        regs_other_mismatches += probe_mismatches(&p, "other context");
+        regs_other_rounds++;
+        salt += 0x0000000100000001u;
+    }
+}
+
+static void
+test_callee_saved_registers_survive_a_swap(void)
+{
+    struct test_stack st;
+    struct probe p;
+    int round, mismatches = 0;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    regs_sp = gs_init(st.top, regs_entry);
+    gs_swap(&main_sp, regs_sp, NULL);   /* runs up to its first probe */
+    for (round = 0; round < 3; round++) {
+        probe_fill(&p, 0xa5a5000000000000u + (uint64_t)round);
+        p.from = &main_sp;
+        p.to = regs_sp;
+        test_probe_swap(&p);
+        mismatches += probe_mismatches(&p, "test context");
+    }
+    CHECK(mismatches == 0);
+    CHECK(regs_other_rounds == 3);
+    CHECK(regs_other_mismatches == 0);
+    stack_unmap(&st);
+}
+
+/* ---- FP control state ----------------------------------------------- */
+
+enum rounding { ROUND_NEAREST, ROUND_UP, ROUND_DOWN, ROUND_ZERO };
+
+/* What fesetround() does, without needing -lm, on both control registers
+ * where x86-64 has two: MXCSR for SSE (double) and the x87 control word
+ * (long double). Encodings: x86 RC 0 nearest, 1 down, 2 up, 3 zero;
+ * AArch64 FPCR.RMode 0 nearest, 1 up, 2 down, 3 zero. */
+static void
+set_rounding(enum rounding mode)
+{
+#if defined(__x86_64__)
+    static const unsigned rc[] = {0, 2, 1, 3};
+    unsigned int mxcsr;
+    unsigned short cw;
+
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    mxcsr = (mxcsr & ~0x6000u) | (rc[mode] << 13);
+    __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    cw = (unsigned short)((cw & ~0x0c00u) | (rc[mode] << 10));
+    __asm__ volatile("fldcw %0" : : "m"(cw));
+#else
+    uint64_t fpcr;
+
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    fpcr = (fpcr & ~((uint64_t)3 << 22)) | ((uint64_t)mode << 22);
+    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
+#endif
+}
+
+/* The mode, or -1 if x86's two control registers disagree. */
+static int
+get_rounding(void)
+{
+#if defined(__x86_64__)
+    static const int mode[] = {ROUND_NEAREST, ROUND_DOWN, ROUND_UP,
+                               ROUND_ZERO};
+    unsigned int mxcsr;
+    unsigned short cw;
+
+    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+    __asm__ volatile("fnstcw %0" : "=m"(cw));
+    if (((mxcsr >> 13) & 3) != ((cw >> 10) & 3u)) {
+        return -1;
+    }
+    return mode[(mxcsr >> 13) & 3];
+#else
+    uint64_t fpcr;
+
+    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
+    return (int)((fpcr >> 22) & 3);
+#endif
+}
+
+/* 1/3 as the current rounding mode computes it, in double and (on x86,
+ * through the x87 unit) in long double. */
+struct third {
+    double d;
+    long double ld;
+};
+
+static struct third
+compute_third(void)
+{
+    volatile double one = 1.0, three = 3.0;
+    volatile long double lone = 1.0L, lthree = 3.0L;
+    struct third t;
+
+    t.d = one / three;
+    t.ld = lone / lthree;
+    return t;
+}
+
+static void *fp_sp;
+static int fp_seen_mode[3];
+static struct third fp_seen_third[3];
+
+/* Runs with rounding upward; records what it sees each time it resumes. */
+static void
+fp_entry(void *arg)
+{
+    int i;
+
+    (void)arg;
+    set_rounding(ROUND_UP);
+    for (i = 0;; i++) {
+        gs_swap(&fp_sp, main_sp, NULL);
+        if (i < 3) {
+            fp_seen_mode[i] = get_rounding();
+            fp_seen_third[i] = compute_third();
+        }
+    }
+}
+
+static void
+test_rounding_mode_is_per_context(void)
+{
+    struct test_stack st;
+    struct third up, down, mine;
+    int i;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    set_rounding(ROUND_UP);
+    up = compute_third();
+    set_rounding(ROUND_DOWN);
+    down = compute_third();
+    CHECK(up.d > down.d);       /* the modes are observable at all */
+    CHECK(up.ld > down.ld);
+
+    fp_sp = gs_init(st.top, fp_entry);
+    gs_swap(&main_sp, fp_sp, NULL);     /* it sets ROUND_UP and comes back */
+    for (i = 0; i < 3; i++) {
+        CHECK(get_rounding() == ROUND_DOWN);
+        mine = compute_third();
+        CHECK(mine.d == down.d);
+        CHECK(mine.ld == down.ld);
+        gs_swap(&main_sp, fp_sp, NULL);
+        CHECK(fp_seen_mode[i] == ROUND_UP);
+        CHECK(fp_seen_third[i].d == up.d);
+        CHECK(fp_seen_third[i].ld == up.ld);
+    }
+    set_rounding(ROUND_NEAREST);
+    stack_unmap(&st);
+}
+
+static int inherit_seen_mode;
+static void *inherit_sp;
+
+static void
+inherit_entry(void *arg)
+{
+    (void)arg;
+    inherit_seen_mode = get_rounding();
+    for (;;) {
+        gs_swap(&inherit_sp, main_sp, NULL);
+    }
+}
+
+/* switch_*.S documents the choice: gs_init copies its caller's control
+ * state into the fresh frame. */
+static void
+test_new_context_starts_with_gs_init_callers_rounding_mode(void)
+{
+    struct test_stack st;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    set_rounding(ROUND_ZERO);
+    inherit_sp = gs_init(st.top, inherit_entry);
+    set_rounding(ROUND_NEAREST);
+    gs_swap(&main_sp, inherit_sp, NULL);
+    CHECK(inherit_seen_mode == ROUND_ZERO);
+    CHECK(get_rounding() == ROUND_NEAREST);
+    stack_unmap(&st);
+}
+
+/* ---- the fresh stack ------------------------------------------------ */
+
+struct align_report {
+    uintptr_t frame;
+    uintptr_t local;
+    char text[32];
+};
+
+static void *align_sp;
+
+/* The frame address is sp after the prologue's frame-pointer push (x86)
+ * or frame-record store (AArch64): a multiple of 16 if entry was called
+ * with the ABI's alignment. A 16-aligned local checks what the compiler
+ * assumed, and snprintf of a double on x86 uses aligned SSE stores. */
+static void
+align_entry(void *arg)
+{
+    struct align_report *r = arg;
+    _Alignas(16) volatile char local[16];
+    volatile double value = 2.5;
+
+    local[0] = 1;
+    r->frame = (uintptr_t)__builtin_frame_address(0);
+    r->local = (uintptr_t)&local[0];
+    snprintf(r->text, sizeof(r->text), "%.3f|%g", value, value * 4);
+    for (;;) {
+        gs_swap(&align_sp, main_sp, NULL);
+    }
+}
+
+static void
+test_entry_runs_on_an_abi_aligned_stack(void)
+{
+    struct test_stack st;
+    uintptr_t skew;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    /* gs_init aligns `top` down whatever its low bits. */
+    for (skew = 0; skew < 16; skew += 3) {
+        struct align_report r;
+
+        memset(&r, 0, sizeof(r));
+        align_sp = gs_init(st.top - 256 - skew, align_entry);
+        gs_swap(&main_sp, align_sp, &r);
+        CHECK(r.frame % 16 == 0);
+        CHECK(r.local % 16 == 0);
+        CHECK(r.frame < st.top - 256 - skew);
+        CHECK(strcmp(r.text, "2.500|10") == 0);
+    }
+    stack_unmap(&st);
+}
+
+static void
+test_init_writes_nothing_at_or_above_top(void)
+{
+    struct test_stack st;
+    struct align_report r;
+    unsigned char *above;
+    uintptr_t top;
+    size_t i, bad = 0;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    top = st.top - 128 - 5;     /* an unaligned top, 133 bytes below */
+    above = (unsigned char *)top;
+    memset(above, 0xa5, st.top - top);
+    align_sp = gs_init(top, align_entry);
+    gs_swap(&main_sp, align_sp, &r);    /* the context runs as well */
+    for (i = 0; i < st.top - top; i++) {
+        if (above[i] != 0xa5) {
+            bad++;
+        }
+    }
+    CHECK(bad == 0);
+    stack_unmap(&st);
+}
+
+struct recursion {
+    unsigned depth;
+    uintptr_t lowest;   /* lowest local address reached */
+    uint64_t sum;
+};
+
+static void *recursion_sp;
+
+/* About 1 KiB of stack per level, all of it written. */
+static __attribute__((noinline)) uint64_t
+recurse(unsigned depth, uintptr_t *lowest)
+{
+    volatile unsigned char buf[1024];
+    uint64_t below;
+    unsigned i;
+
+    for (i = 0; i < sizeof(buf); i++) {
+        buf[i] = (unsigned char)(depth + i);
+    }
+    if ((uintptr_t)buf < *lowest) {
+        *lowest = (uintptr_t)buf;
+    }
+    below = depth > 0 ? recurse(depth - 1, lowest) : 0;
+    return below + buf[depth % sizeof(buf)];
+}
+
+static void
+recursion_entry(void *arg)
+{
+    struct recursion *r = arg;
+
+    r->lowest = UINTPTR_MAX;
+    r->sum = recurse(r->depth, &r->lowest);
+    for (;;) {
+        gs_swap(&recursion_sp, main_sp, NULL);
+    }
+}
+
+static void
+test_deep_recursion_on_an_8_mib_stack(void)
+{
+    struct test_stack st;
+    struct recursion r;
+    uint64_t expect = 0;
+    unsigned d;
+
+    if (stack_map(&st, 8 * 1024 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    r.depth = 3000;             /* about 3 MiB */
+    for (d = 0; d <= r.depth; d++) {
+        expect += (unsigned char)(d + d % 1024);
+    }
+    recursion_sp = gs_init(st.top, recursion_entry);
+    gs_swap(&main_sp, recursion_sp, &r);
+    CHECK(r.sum == expect);
+    CHECK(st.top - r.lowest >= 1024 * 1024);
+    printf("     %.2f MiB of stack used\n",
+           (double)(st.top - r.lowest) / (1024 * 1024));
+    stack_unmap(&st);
+}
+
+/* ---- many contexts -------------------------------------------------- */
+
+#define MANY 10000
+#define MANY_STACK (32 * 1024)
+#define MANY_ROUNDS 3
+
+static void **many_sp;
+static unsigned long many_bad;
+
+/* Announces its id, then answers (id, round) with (id, round) + 1. The
+ * locals live on its own stack, so a mix-up of stacks shows. */
+static void
+many_entry(void *arg)
+{
+    uintptr_t id = (uintptr_t)arg;
+    uintptr_t round = 0;
+    uintptr_t got = (uintptr_t)gs_swap(&many_sp[id], main_sp, (void *)id);
+
+    for (;;) {
+        if (got != id * 16 + round) {
+            many_bad++;
+        }
+        round++;
+        got = (uintptr_t)gs_swap(&many_sp[id], main_sp, (void *)(got + 1));
+    }
+}
+
+static void
+test_ten_thousand_contexts_ping_pong(void)
+{
+    struct test_stack st;
+    unsigned long bad = 0;
+    uintptr_t i, round;
+
+    many_sp = calloc(MANY, sizeof(*many_sp));
+    if (many_sp == NULL) {
+        CHECK(!"calloc");
+        return;
+    }
+    /* One mapping, then a guard page at the low end of each stack. */
+    if (stack_map(&st, (size_t)MANY * MANY_STACK) != 0) {
+        CHECK(!"stack_map");
+        free(many_sp);
+        return;
+    }
+    for (i = 0; i < MANY; i++) {
+        uintptr_t top = st.top - i * MANY_STACK;
+
+        if (mprotect((void *)(top - MANY_STACK), page_size, PROT_NONE) != 0) {
+            perror("mprotect");
+            CHECK(!"mprotect");
+            goto done;
+        }
+        many_sp[i] = gs_init(top, many_entry);
+        if ((uintptr_t)gs_swap(&main_sp, many_sp[i], (void *)i) != i) {
+            bad++;
+        }
+    }
+    for (round = 0; round < MANY_ROUNDS; round++) {
+        for (i = 0; i < MANY; i++) {
+            uintptr_t v = i * 16 + round;
+
+            if ((uintptr_t)gs_swap(&main_sp, many_sp[i], (void *)v) !=
+                    v + 1) {
+                bad++;
+            }
+        }
+    }
+    CHECK(bad == 0);
+    CHECK(many_bad == 0);
+done:
+    stack_unmap(&st);
+    free(many_sp);
+    many_sp = NULL;
+}
+
+#define RING 3
+
+static void *ring_sp[RING];
+
+/* Each member passes the token, plus one, straight to the next member;
+ * the last one passes it back to the test. */
+static void
+ring_entry(void *arg)
+{
+    uintptr_t me = (uintptr_t)arg;
+    uintptr_t token = (uintptr_t)gs_swap(&ring_sp[me], main_sp, NULL);
+
+    for (;;) {
+        void *next = me + 1 < RING ? ring_sp[me + 1] : main_sp;
+
+        token = (uintptr_t)gs_swap(&ring_sp[me], next, (void *)(token + 1));
+    }
+}
+
+static void
+test_contexts_switch_directly_among_themselves(void)
+{
+    struct test_stack st[RING];
+    unsigned long bad = 0;
+    uintptr_t i;
+    int n;
+
+    for (n = 0; n < RING; n++) {
+        if (stack_map(&st[n], 64 * 1024) != 0) {
+            CHECK(!"stack_map");
+            goto done;
+        }
+        ring_sp[n] = gs_init(st[n].top, ring_entry);
+        gs_swap(&main_sp, ring_sp[n], (void *)(uintptr_t)n);
+    }
+    for (i = 0; i < 1000; i++) {
+        if ((uintptr_t)gs_swap(&main_sp, ring_sp[0], (void *)(i * 10)) !=
+                i * 10 + RING) {
+            bad++;
+        }
+    }
+    CHECK(bad == 0);
+done:
+    while (n-- > 0) {
+        stack_unmap(&st[n]);
+    }
+}
+
+/* ---- unwinding ------------------------------------------------------ */
+
+#define BT_MAX 32
+
+struct backtrace {
+    int frames;
+    void *func[BT_MAX];         /* start of each frame's function */
+    _Unwind_Reason_Code reason;
+};
+
+static _Unwind_Reason_Code
+backtrace_step(struct _Unwind_Context *ctx, void *arg)
+{
+    struct backtrace *bt = arg;
+    int before_insn = 0;
+    uintptr_t ip = _Unwind_GetIPInfo(ctx, &before_insn);
+
+    if (ip == 0) {
+        /* libgcc calls once more past the outermost frame, whose return
+         * address is undefined, with ip 0: the end, not a frame. */
+        return _URC_NO_REASON;
+    }
+    if (bt->frames >= BT_MAX) {
+        return _URC_END_OF_STACK;       /* runaway: ends as a failure */
+    }
+    /* A return address belongs to the call before it. */
+    bt->func[bt->frames++] =
+        _Unwind_FindEnclosingFunction((void *)(ip - (before_insn ? 0 : 1)));
+    return _URC_NO_REASON;
+}
+
+/* tests/test_c_switch.py puts a gdb breakpoint here. */
+__attribute__((noinline)) void
+take_backtrace(struct backtrace *bt)
+{
+    bt->frames = 0;
+    bt->reason = _Unwind_Backtrace(backtrace_step, bt);
+}
+
+static void *unwind_sp;
+
+static void
+unwind_entry(void *arg)
+{
+    take_backtrace(arg);
+    for (;;) {
+        gs_swap(&unwind_sp, main_sp, NULL);
+    }
+}
+
+static void
+test_unwind_backtrace_stops_at_the_trampoline(void)
+{
+    struct test_stack st;
+    struct backtrace bt;
+    int i, saw_entry = 0;
+
+    if (stack_map(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_map");
+        return;
+    }
+    memset(&bt, 0, sizeof(bt));
+    unwind_sp = gs_init(st.top, unwind_entry);
+    gs_swap(&main_sp, unwind_sp, &bt);
+    CHECK(bt.reason == _URC_END_OF_STACK);
+    CHECK(bt.frames >= 3);      /* take_backtrace, unwind_entry, trampoline */
+    CHECK(bt.frames <= 6);
+    for (i = 0; i < bt.frames; i++) {
+        saw_entry |= bt.func[i] == (void *)unwind_entry;
+    }
+    CHECK(saw_entry);
+    CHECK(bt.frames > 0 &&
+          bt.func[bt.frames - 1] == (const void *)gs_entry_trampoline);
+    stack_unmap(&st);
+}
+
+/* ---- an entry that returns ------------------------------------------ */
+
+#if defined(__x86_64__)
+#define TRAP_SIGNAL SIGILL      /* ud2 */
+#else
+#define TRAP_SIGNAL SIGTRAP     /* brk #0 */
+#endif
+
+static void
+returning_entry(void *arg)
+{
+    (void)arg;
+}
+
+/* In a child: start a context whose entry returns. Never returns. */
+static void
+child_run_returning_entry(void)
+{
+    struct rlimit no_core = {0, 0};
+    struct test_stack st;
+
+    setrlimit(RLIMIT_CORE, &no_core);
+    if (stack_map(&st, 64 * 1024) != 0) {
+        _exit(100);
+    }
+    gs_swap(&main_sp, gs_init(st.top, returning_entry), NULL);
+    _exit(101);     /* the trampoline fell through and came back here */
+}
+
+static pid_t
+fork_flushed(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    return fork();
+}
+
+static int
+wait_for(pid_t pid)
+{
+    int status = -1;
+
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            perror("waitpid");
+            return -1;
+        }
+    }
+    return status;
+}
+
+static void
+test_returning_entry_traps(void)
+{
+    pid_t pid = fork_flushed();
+    int status;
+
+    if (pid == 0) {
+        child_run_returning_entry();
+    }
+    CHECK(pid > 0);
+    if (pid < 0) {
+        perror("fork");
+        return;
+    }
+    status = wait_for(pid);
+    CHECK(status != -1 && WIFSIGNALED(status));
+    CHECK(status != -1 && WIFSIGNALED(status) &&
+          WTERMSIG(status) == TRAP_SIGNAL);
+}
+
+static void
+on_trap(int sig, siginfo_t *info, void *ucontext)
+{
+    const ucontext_t *uc = ucontext;
+    uintptr_t start = (uintptr_t)gs_entry_trampoline;
+#if defined(__x86_64__)
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+#else
+    uintptr_t pc = (uintptr_t)uc->uc_mcontext.pc;
+#endif
+
+    (void)sig;
+    (void)info;
+    _exit(pc >= start && pc < start + 32 ? 0 : 102);
+}
+
+static void
+test_trap_is_raised_inside_the_trampoline(void)
+{
+    pid_t pid = fork_flushed();
+    int status;
+
+    if (pid == 0) {
+        struct sigaction sa;
+
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_trap;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(TRAP_SIGNAL, &sa, NULL);
+        child_run_returning_entry();
+    }
+    CHECK(pid > 0);
+    if (pid < 0) {
+        perror("fork");
+        return;
+    }
+    status = wait_for(pid);
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* ---- driver --------------------------------------------------------- */
+
+struct test {
+    const char *name;
+    void (*run)(void);
+};
+
+#define TEST(fn) {#fn, fn}
+
+static const struct test tests[] = {
+    TEST(test_pingpong_passes_values_both_ways),
+    TEST(test_arguments_round_trip_unchanged),
+    TEST(test_from_may_point_into_the_stack_being_left),
+    TEST(test_callee_saved_registers_survive_a_swap),
+    TEST(test_rounding_mode_is_per_context),
+    TEST(test_new_context_starts_with_gs_init_callers_rounding_mode),
+    TEST(test_entry_runs_on_an_abi_aligned_stack),
+    TEST(test_init_writes_nothing_at_or_above_top),
+    TEST(test_deep_recursion_on_an_8_mib_stack),
+    TEST(test_ten_thousand_contexts_ping_pong),
+    TEST(test_contexts_switch_directly_among_themselves),
+    TEST(test_unwind_backtrace_stops_at_the_trampoline),
+    TEST(test_returning_entry_traps),
+    TEST(test_trap_is_raised_inside_the_trampoline),
+};
+
+static int
+selected(const char *name, int argc, char **argv)
+{
+    int i;
+
+    if (argc < 2) {
+        return 1;
+    }
+    for (i = 1; i < argc; i++) {
+        if (strstr(name, argv[i]) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    size_t i;
+    int ran = 0;
+
+    page_size = (size_t)sysconf(_SC_PAGESIZE);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
+        int failed_before = checks_failed;
+
+        if (!selected(tests[i].name, argc, argv)) {
+            continue;
+        }
+        tests[i].run();
+        ran++;
+        printf("%s %s\n", checks_failed == failed_before ? "ok  " : "FAIL",
+               tests[i].name);
+    }
+    if (ran == 0) {
+        fprintf(stderr, "test_switch: no test matches the arguments\n");
+        return 2;
+    }
+    printf("test_switch: %d tests, %d checks, %d failed\n", ran,
+           checks_total, checks_failed);
+    return checks_failed != 0;
+}

@@ -1,0 +1,283 @@
+"""The context-switch primitive (src/arch/*.S), tested from C with no Python.
+
+tests/c/test_switch.c is compiled with the .S file for the host's CPU and
+run natively; for other CPUs it runs under qemu through ``crossrun``
+(``/work/shared/tools/crossrun``, or ``$GS_CROSSRUN``, or ``crossrun`` on
+``PATH``), which links statically. A missing cross compiler skips those
+tests with the reason, unless ``GS_REQUIRE_CROSS`` is set (CI sets it after
+``crossrun setup aarch64``): then it fails them.
+"""
+
+import os
+import platform
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ARCH_DIR = ROOT / "src" / "arch"
+TEST_SWITCH_C = ROOT / "tests" / "c" / "test_switch.c"
+
+# platform.machine() -> the file meson.build picks for that CPU on Linux.
+SWITCH_BY_MACHINE = {
+    "x86_64": "switch_x86_64_sysv.S",
+    "aarch64": "switch_aarch64_aapcs.S",
+}
+
+TIMEOUT = 300
+WARNINGS = ["-Wall", "-Wextra", "-Werror"]
+
+# Exit status crossrun reports for a program killed by SIGILL (128 + 4).
+KILLED_BY_SIGILL = 132
+
+# A freestanding AArch64 program that reaches gs_init and gs_swap through
+# function pointers (`blr`, which BTI checks), starts a context (the `ret`
+# into the trampoline, which BTI does not check) and calls the entry
+# function from there (`blr` again). Built with -mbranch-protection=standard
+# and without libc, every object in it claims BTI, so qemu maps its code as
+# guarded and a missing landing pad raises SIGILL.
+BTI_PROGRAM = r"""
+#include "switch.h"
+
+static void *main_sp;
+static void *co_sp;
+static unsigned char stack[64 * 1024] __attribute__((aligned(16)));
+void *(*volatile swap_ptr)(void **, void *, void *) = gs_swap;
+void *(*volatile init_ptr)(uintptr_t, gs_entry_fn) = gs_init;
+
+static void
+sys_exit(long status)
+{
+    register long x0 __asm__("x0") = status;
+    register long x8 __asm__("x8") = 93;    /* exit */
+
+    __asm__ volatile("svc #0" : : "r"(x0), "r"(x8));
+    for (;;) {
+    }
+}
+
+static void
+entry(void *arg)
+{
+    for (;;) {
+        arg = swap_ptr(&co_sp, main_sp, (void *)((long)arg + 1));
+    }
+}
+
+void
+_start(void)
+{
+    long got;
+
+    co_sp = init_ptr((uintptr_t)(stack + sizeof(stack)), entry);
+    got = (long)swap_ptr(&main_sp, co_sp, (void *)41);
+    got = (long)swap_ptr(&main_sp, co_sp, (void *)got);
+    sys_exit(got == 43 ? 0 : 1);
+}
+"""
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(
+        [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        **kwargs,
+    )
+
+
+def report(proc):
+    return (
+        f"$ {' '.join(map(str, proc.args))}\nexit status {proc.returncode}"
+        f"\n--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
+    )
+
+
+def native_switch_source():
+    machine = platform.machine()
+    if platform.system() != "Linux" or machine not in SWITCH_BY_MACHINE:
+        pytest.skip(f"no context switch for {platform.system()}/{machine}")
+    return ARCH_DIR / SWITCH_BY_MACHINE[machine]
+
+
+def native_cc():
+    cc = os.environ.get("CC", "cc")
+    if shutil.which(cc) is None:
+        pytest.skip(f"no C compiler: {cc!r} not found")
+    return cc
+
+
+def build_native(tmp_path, *cflags, name="test_switch"):
+    exe = tmp_path / name
+    proc = run([
+        native_cc(), "-O2", *WARNINGS, *cflags, f"-I{ARCH_DIR}",
+        TEST_SWITCH_C, native_switch_source(), "-o", exe,
+    ])
+    assert proc.returncode == 0, report(proc)
+    return exe
+
+
+def missing_cross(reason):
+    """Skip for a missing cross tool, or fail where CI promised one."""
+    if os.environ.get("GS_REQUIRE_CROSS"):
+        pytest.fail(f"{reason} (GS_REQUIRE_CROSS is set)")
+    pytest.skip(reason)
+
+
+def crossrun_for(arch):
+    """The crossrun command, once it says `arch` is installed."""
+    if platform.machine() == arch:
+        pytest.skip(f"the host is {arch}: the native test covers it")
+    candidates = [
+        os.environ.get("GS_CROSSRUN"),
+        "/work/shared/tools/crossrun",
+        shutil.which("crossrun"),
+    ]
+    tool = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if tool is None:
+        missing_cross("crossrun not found (set GS_CROSSRUN)")
+    listing = run([tool, "list"])
+    status = re.search(rf"^{arch}\s+(\S+)", listing.stdout, re.MULTILINE)
+    if status is None or status.group(1) != "ok":
+        missing_cross(
+            f"no {arch} cross compiler or qemu: run `crossrun setup {arch}`"
+        )
+    return tool
+
+
+def cross_gcc(arch):
+    """The cross compiler crossrun uses, for compile-only checks."""
+    crossrun_for(arch)
+    gcc = shutil.which(f"{arch}-linux-gnu-gcc")
+    if gcc is None:
+        missing_cross(f"{arch}-linux-gnu-gcc not found")
+    return gcc
+
+
+def readelf_properties(obj):
+    """The GNU property line of `obj`, or None if it has no such note."""
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf (binutils) not installed")
+    proc = run(["readelf", "-n", "-W", obj])
+    assert proc.returncode == 0, report(proc)
+    found = re.search(r"Properties: (.*)", proc.stdout)
+    return found.group(1).strip() if found else None
+
+
+@pytest.mark.parametrize(
+    "cflags",
+    [[], ["-fcf-protection=full"]],
+    ids=["plain", "cf-protection"],
+)
+def test_c_switch_test_passes_natively(tmp_path, cflags):
+    exe = build_native(tmp_path, *cflags)
+    proc = run([exe])
+    print(proc.stdout)
+    assert proc.returncode == 0, report(proc)
+    assert re.search(r"\d+ checks, 0 failed", proc.stdout), report(proc)
+
+
+@pytest.mark.parametrize(
+    "cflags",
+    [[], ["-mbranch-protection=standard"]],
+    ids=["plain", "branch-protection"],
+)
+def test_c_switch_test_passes_on_aarch64_under_qemu(cflags):
+    """With -mbranch-protection=standard the C code around the switch signs
+    its return addresses (crossrun's qemu CPU has pointer authentication)."""
+    crossrun = crossrun_for("aarch64")
+    proc = run([
+        crossrun, "aarch64", f"-I{ARCH_DIR}", *WARNINGS, *cflags,
+        TEST_SWITCH_C, ARCH_DIR / "switch_aarch64_aapcs.S",
+    ])
+    print(proc.stdout)
+    assert proc.returncode == 0, report(proc)
+    assert re.search(r"\d+ checks, 0 failed", proc.stdout), report(proc)
+
+
+def test_aarch64_landing_pads_satisfy_bti_enforcement(tmp_path):
+    """The entry points' `bti c` is all BTI needs: the trampoline is entered
+    by `ret`. A copy without the landing pads must die, or qemu is not
+    enforcing BTI and the first run would prove nothing."""
+    crossrun = crossrun_for("aarch64")
+    source = ARCH_DIR / "switch_aarch64_aapcs.S"
+    program = tmp_path / "bti.c"
+    program.write_text(BTI_PROGRAM)
+    without_pads = tmp_path / "switch_without_bti.S"
+    text, count = re.subn(r"^(\s*)bti\s+c\s*$", r"\1nop", source.read_text(),
+                          flags=re.MULTILINE)
+    assert count == 2, "expected `bti c` at gs_swap and gs_init only"
+    without_pads.write_text(text)
+    common = [crossrun, "aarch64", "-nostdlib", "-ffreestanding",
+              "-mbranch-protection=standard", f"-I{ARCH_DIR}", *WARNINGS,
+              program]
+
+    control = run([*common, without_pads])
+    if control.returncode != KILLED_BY_SIGILL:
+        missing_cross("this qemu does not enforce BTI:\n" + report(control))
+    proc = run([*common, source])
+    assert proc.returncode == 0, report(proc)
+
+
+def test_x86_64_object_claims_ibt_and_never_shstk(tmp_path):
+    cc = native_cc()
+    if platform.machine() != "x86_64":
+        pytest.skip("needs an x86-64 host compiler")
+    source = ARCH_DIR / "switch_x86_64_sysv.S"
+    expected = {
+        "-fcf-protection=full": "x86 feature: IBT",
+        "-fcf-protection=branch": "x86 feature: IBT",
+        "-fcf-protection=return": None,
+        "-fcf-protection=none": None,
+    }
+    for flag, claim in expected.items():
+        obj = tmp_path / f"switch{flag}.o"
+        proc = run([cc, "-c", *WARNINGS, flag, source, "-o", obj])
+        assert proc.returncode == 0, report(proc)
+        assert readelf_properties(obj) == claim, flag
+
+
+def test_aarch64_object_claims_bti_and_never_pac_or_gcs(tmp_path):
+    gcc = cross_gcc("aarch64")
+    source = ARCH_DIR / "switch_aarch64_aapcs.S"
+    expected = {
+        "-mbranch-protection=standard": "AArch64 feature: BTI",
+        "-mbranch-protection=bti": "AArch64 feature: BTI",
+        "-mbranch-protection=pac-ret": None,
+        "-mbranch-protection=none": None,
+    }
+    for flag, claim in expected.items():
+        obj = tmp_path / f"switch{flag}.o"
+        proc = run([gcc, "-c", *WARNINGS, flag, source, "-o", obj])
+        assert proc.returncode == 0, report(proc)
+        assert readelf_properties(obj) == claim, flag
+
+
+def test_gdb_backtrace_in_an_entry_function_ends_at_the_trampoline(tmp_path):
+    if shutil.which("gdb") is None:
+        pytest.skip("gdb not installed")
+    exe = build_native(tmp_path, "-g", "-O1")
+    proc = run([
+        "gdb", "-nx", "-batch",
+        "-ex", "break take_backtrace",
+        "-ex", "run",
+        "-ex", "bt",
+        "--args", exe, "unwind",
+    ])
+    output = proc.stdout + proc.stderr
+    if "ptrace" in output and "not permitted" in output:
+        pytest.skip("gdb may not ptrace here:\n" + output)
+    assert "Breakpoint 1, take_backtrace" in output, report(proc)
+
+    frames = re.findall(r"^#\d+\s+.*$", proc.stdout, re.MULTILINE)
+    assert 3 <= len(frames) <= 5, report(proc)
+    assert "take_backtrace" in frames[0], report(proc)
+    assert any("unwind_entry" in f for f in frames), report(proc)
+    assert "gs_entry_trampoline" in frames[-1], report(proc)
+    assert not any("??" in f for f in frames), report(proc)
+    assert "Backtrace stopped" not in output, report(proc)
+    assert "corrupt stack" not in output, report(proc)
