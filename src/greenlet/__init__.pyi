@@ -1,0 +1,56 @@
+from contextvars import Context
+from types import FrameType, TracebackType
+from typing import Any, Callable, Literal, Optional, Tuple, Type, Union
+
+__version__: str
+_C_API: object
+CLOCKS_PER_SEC: int
+GREENLET_USE_CONTEXT_VARS: int
+GREENLET_USE_GC: int
+GREENLET_USE_TRACING: int
+
+class error(Exception): ...
+class GreenletExit(BaseException): ...
+
+class greenlet:
+    parent: Optional[greenlet]
+    run: Callable[..., Any]
+    gr_context: Optional[Context]
+    def __init__(
+        self,
+        run: Optional[Callable[..., Any]] = ...,
+        parent: Optional[greenlet] = ...,
+        *,
+        stack_size: Optional[int] = ...,
+    ) -> None: ...
+    def switch(self, *args: Any, **kwargs: Any) -> Any: ...
+    def throw(
+        self,
+        typ: Union[Type[BaseException], BaseException] = ...,
+        val: Any = ...,
+        tb: Optional[TracebackType] = ...,
+        /,
+    ) -> Any: ...
+    def __bool__(self) -> bool: ...
+    @property
+    def dead(self) -> bool: ...
+    @property
+    def gr_frame(self) -> Optional[FrameType]: ...
+    @property
+    def stack_size(self) -> Optional[int]: ...
+    @property
+    def _stack_saved(self) -> int: ...
+    getcurrent: staticmethod
+    error: Type[error]
+    GreenletExit: Type[GreenletExit]
+
+_TraceEvent = Literal["switch", "throw"]
+_TraceCallback = Callable[[_TraceEvent, Tuple[greenlet, greenlet]], Any]
+
+def getcurrent() -> greenlet: ...
+def gettrace() -> Optional[_TraceCallback]: ...
+def settrace(callback: Optional[_TraceCallback]) -> Optional[_TraceCallback]: ...
+def get_default_stack_size() -> int: ...
+def set_default_stack_size(size: int) -> int: ...
+def enable_optional_cleanup(flag: bool) -> None: ...
+def get_clocks_used_doing_optional_cleanup() -> Optional[int]: ...

@@ -1,0 +1,583 @@
+/* Save and restore the per-greenlet part of CPython's thread state.
+ *
+ * Every PY_VERSION_HEX test of the project lives in this file. Each field
+ * below and the reason it follows a greenlet is documented, per version, in
+ * docs/maintainers.md (from the field-by-field reading of each CPython's
+ * sources). The rule of thumb: whatever Python code running on a stack
+ * changes in the thread state and expects to find again when it resumes is
+ * saved here; whatever is thread-wide (tracing hooks, the pending
+ * exception that carries a throw(), caches) is left alone.
+ */
+#define PY_SSIZE_T_CLEAN
+#include "Python.h"
+
+#include <dlfcn.h>
+#include <string.h>
+
+#include "pystate.h"
+
+#if PY_VERSION_HEX < 0x030A0000
+#  error "greenlet needs CPython 3.10 or newer"
+#endif
+#if PY_VERSION_HEX >= 0x03100000
+#  error "CPython 3.16+ has not been checked: see docs/maintainers.md"
+#endif
+
+/* 3.10-3.12: the eval loop threads a CFrame through the C stack. */
+#if PY_VERSION_HEX < 0x030D0000
+#  define GS_HAS_CFRAME 1
+#else
+#  define GS_HAS_CFRAME 0
+#endif
+
+/* 3.11+: frames live in per-thread data-stack chunks. */
+#if PY_VERSION_HEX >= 0x030B0000
+#  define GS_HAS_DATASTACK 1
+#else
+#  define GS_HAS_DATASTACK 0
+#endif
+
+/* CPython's own chunk size (DATA_STACK_CHUNK_SIZE, internal). */
+#define GS_ROOT_CHUNK_SIZE ((uintptr_t)16 << 10)
+
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10 names the CFrame type without the underscore prefix. */
+typedef CFrame gs_cframe;
+#elif GS_HAS_CFRAME
+typedef _PyCFrame gs_cframe;
+#endif
+
+/* What one greenlet keeps while it is not running. */
+struct saved_state {
+    PyObject *context;              /* strong reference or NULL */
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *exc_value;            /* the greenlet's bottom handled exc */
+#else
+    PyObject *exc_type, *exc_value, *exc_traceback;
+#endif
+    _PyErr_StackItem *exc_info;     /* NULL: the thread's own exc_state */
+    int recursion_depth;            /* Python recursion, as a depth */
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+    int c_recursion_depth;          /* 3.12-3.13: C recursion, as a depth */
+#endif
+#if PY_VERSION_HEX < 0x030D0000
+    int trash_delete_nesting;
+#endif
+#if GS_HAS_CFRAME
+    gs_cframe *cframe;
+    /* The first CFrame of a greenlet: the eval loop links its own CFrame
+       to it, so its `previous` must stay valid while the greenlet lives,
+       and its current_frame is NULL so run's frame ends the f_back chain. */
+    gs_cframe root_cframe;
+#else
+    struct _PyInterpreterFrame *current_frame;
+#endif
+#if GS_HAS_DATASTACK
+    _PyStackChunk *datastack_chunk;
+    PyObject **datastack_top;
+    PyObject **datastack_limit;
+    /* The root chunk carved from the top of the greenlet's own stack
+       reservation: never allocated or freed through CPython. */
+    _PyStackChunk *own_root_chunk;
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14+: the C stack bounds CPython checks the stack pointer against.
+       Both 0 for a main greenlet: it runs on the thread's own stack. */
+    uintptr_t stack_limit;
+    uintptr_t stack_top;
+    PyObject *current_executor;     /* JIT: the running executor */
+#endif
+#ifdef Py_GIL_DISABLED
+    uintptr_t critical_section;
+#endif
+};
+
+_Static_assert(sizeof(struct saved_state) <= sizeof(struct gs_pystate),
+               "struct gs_pystate is too small for this CPython");
+
+static inline struct saved_state *
+as_saved(struct gs_pystate *s)
+{
+    return (struct saved_state *)(void *)s;
+}
+
+/* ---- recursion depth ------------------------------------------------- */
+
+static inline int
+py_depth(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12: Python and C recursion are counted apart. */
+    return ts->py_recursion_limit - ts->py_recursion_remaining;
+#elif PY_VERSION_HEX >= 0x030B0000
+    /* 3.11: a remaining budget; sys.setrecursionlimit rewrites both. */
+    return ts->recursion_limit - ts->recursion_remaining;
+#else
+    return ts->recursion_depth;
+#endif
+}
+
+static inline void
+set_py_depth(PyThreadState *ts, int depth)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    ts->py_recursion_remaining = ts->py_recursion_limit - depth;
+#elif PY_VERSION_HEX >= 0x030B0000
+    ts->recursion_remaining = ts->recursion_limit - depth;
+#else
+    ts->recursion_depth = depth;
+#endif
+}
+
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+#  if PY_VERSION_HEX >= 0x030D0000
+#    define GS_C_RECURSION_LIMIT Py_C_RECURSION_LIMIT
+#  else
+#    define GS_C_RECURSION_LIMIT C_RECURSION_LIMIT
+#  endif
+/* The C recursion budget is sized for an 8 MiB thread stack; a greenlet
+   on a smaller stack gets a proportional share so that RecursionError
+   comes before the guard page. */
+static int
+c_depth_for_stack(int inherited, size_t stack_size)
+{
+    const size_t thread_stack = (size_t)8 << 20;
+    long budget = (long)GS_C_RECURSION_LIMIT;
+    if (stack_size < thread_stack) {
+        budget = (long)((double)budget * (double)stack_size /
+                        (double)thread_stack);
+    }
+    long depth = (long)GS_C_RECURSION_LIMIT - budget;
+    return depth > inherited ? (int)depth : inherited;
+}
+#endif
+
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.10-3.11 count Python and C recursion together against one limit that
+   knows nothing of stack sizes. Measured on 3.11, a level of recursion
+   that re-enters the interpreter from C uses about 530 bytes of C stack;
+   3.10 recurses in C on every Python call. A greenlet whose stack cannot
+   hold `limit` such levels starts deeper, so RecursionError comes before
+   its guard page; with the default stack this never binds. */
+#  if PY_VERSION_HEX >= 0x030B0000
+#    define GS_STACK_BYTES_PER_LEVEL 1024
+#  else
+#    define GS_STACK_BYTES_PER_LEVEL 2048
+#  endif
+static int
+py_depth_for_stack(int inherited, int limit, size_t stack_size)
+{
+    long budget = (long)(stack_size / GS_STACK_BYTES_PER_LEVEL);
+    long depth = (long)limit - budget;
+    return depth > inherited ? (int)depth : inherited;
+}
+
+static inline int
+py_limit(PyThreadState *ts)
+{
+#  if PY_VERSION_HEX >= 0x030B0000
+    return ts->recursion_limit;
+#  else
+    return Py_GetRecursionLimit();
+#  endif
+}
+#endif
+
+int
+gs_pystate_recursion_depth(PyThreadState *ts)
+{
+    return py_depth(ts);
+}
+
+/* ---- 3.14+: C stack protection ---------------------------------------- */
+
+#if PY_VERSION_HEX >= 0x030E0000
+typedef int (*set_stack_protection_fn)(PyThreadState *, void *, size_t);
+typedef void (*reset_stack_protection_fn)(PyThreadState *);
+/* Looked up at run time: one cp314 build must load on 3.14.0, which has
+   neither function. */
+static set_stack_protection_fn set_stack_protection;
+static reset_stack_protection_fn reset_stack_protection;
+
+static void
+install_stack_bounds(PyThreadState *ts, const struct saved_state *st)
+{
+    if (st->stack_top == 0) {
+        reset_stack_protection(ts);
+        return;
+    }
+    if (set_stack_protection(ts, (void *)st->stack_limit,
+                             st->stack_top - st->stack_limit) < 0) {
+        /* Sizes are validated when the greenlet starts, so this cannot
+           happen; if it does, keep the switch going with the thread's
+           bounds rather than leave an exception set mid-switch. */
+        PyErr_Clear();
+    }
+}
+#endif
+
+int
+gs_pystate_init_runtime(void)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    set_stack_protection = (set_stack_protection_fn)dlsym(
+        RTLD_DEFAULT, "PyUnstable_ThreadState_SetStackProtection");
+    reset_stack_protection = (reset_stack_protection_fn)dlsym(
+        RTLD_DEFAULT, "PyUnstable_ThreadState_ResetStackProtection");
+    if (set_stack_protection == NULL || reset_stack_protection == NULL) {
+        PyErr_SetString(PyExc_ImportError,
+            "greenlet needs CPython 3.14.1 or newer on the 3.14 line: "
+            "3.14.0 cannot be told where a greenlet's C stack is "
+            "(PyUnstable_ThreadState_SetStackProtection is missing)");
+        return -1;
+    }
+#endif
+    return 0;
+}
+
+/* ---- save / restore --------------------------------------------------- */
+
+void
+gs_pystate_save(struct gs_pystate *s, PyThreadState *ts)
+{
+    struct saved_state *st = as_saved(s);
+
+    st->context = ts->context;
+    ts->context = NULL;
+#if PY_VERSION_HEX >= 0x030B0000
+    st->exc_value = ts->exc_state.exc_value;
+    ts->exc_state.exc_value = NULL;
+#else
+    st->exc_type = ts->exc_state.exc_type;
+    st->exc_value = ts->exc_state.exc_value;
+    st->exc_traceback = ts->exc_state.exc_traceback;
+    ts->exc_state.exc_type = NULL;
+    ts->exc_state.exc_value = NULL;
+    ts->exc_state.exc_traceback = NULL;
+#endif
+    st->exc_info = ts->exc_info == &ts->exc_state ? NULL : ts->exc_info;
+    st->recursion_depth = py_depth(ts);
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+    st->c_recursion_depth = GS_C_RECURSION_LIMIT - ts->c_recursion_remaining;
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    st->trash_delete_nesting = ts->trash.delete_nesting;
+#elif PY_VERSION_HEX < 0x030C0000
+    st->trash_delete_nesting = ts->trash_delete_nesting;
+#endif
+#if GS_HAS_CFRAME
+    st->cframe = ts->cframe;
+#else
+    st->current_frame = ts->current_frame;
+#endif
+#if GS_HAS_DATASTACK
+    st->datastack_chunk = ts->datastack_chunk;
+    st->datastack_top = ts->datastack_top;
+    st->datastack_limit = ts->datastack_limit;
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    st->current_executor = ts->current_executor;
+#endif
+#ifdef Py_GIL_DISABLED
+    st->critical_section = ts->critical_section;
+#endif
+}
+
+void
+gs_pystate_restore(struct gs_pystate *s, PyThreadState *ts)
+{
+    struct saved_state *st = as_saved(s);
+
+    /* Whoever owned the thread state until now left no context behind:
+       gs_pystate_save() moved it out. */
+    ts->context = st->context;
+    st->context = NULL;
+    /* Context variables cache lookups per (thread state, version): a new
+       version makes them look the variable up in our context. */
+    ts->context_ver++;
+#if PY_VERSION_HEX >= 0x030B0000
+    ts->exc_state.exc_value = st->exc_value;
+    st->exc_value = NULL;
+#else
+    ts->exc_state.exc_type = st->exc_type;
+    ts->exc_state.exc_value = st->exc_value;
+    ts->exc_state.exc_traceback = st->exc_traceback;
+    st->exc_type = st->exc_value = st->exc_traceback = NULL;
+#endif
+    ts->exc_info = st->exc_info != NULL ? st->exc_info : &ts->exc_state;
+    set_py_depth(ts, st->recursion_depth);
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+    ts->c_recursion_remaining = GS_C_RECURSION_LIMIT - st->c_recursion_depth;
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030D0000
+    ts->trash.delete_nesting = st->trash_delete_nesting;
+#elif PY_VERSION_HEX < 0x030C0000
+    ts->trash_delete_nesting = st->trash_delete_nesting;
+#endif
+#if GS_HAS_CFRAME && PY_VERSION_HEX < 0x030C0000
+    /* 3.10-3.11: sys.settrace() marks only the running CFrame; carry the
+       flag over, as the eval loop does when it returns to a caller. */
+    uint8_t use_tracing = ts->cframe->use_tracing;
+    ts->cframe = st->cframe;
+    ts->cframe->use_tracing = use_tracing;
+#elif GS_HAS_CFRAME
+    ts->cframe = st->cframe;
+#else
+    ts->current_frame = st->current_frame;
+#endif
+#if GS_HAS_DATASTACK
+    ts->datastack_chunk = st->datastack_chunk;
+    ts->datastack_top = st->datastack_top;
+    ts->datastack_limit = st->datastack_limit;
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    ts->current_executor = st->current_executor;
+    install_stack_bounds(ts, st);
+#endif
+#ifdef Py_GIL_DISABLED
+    ts->critical_section = st->critical_section;
+#endif
+}
+
+uintptr_t
+gs_pystate_prepare_start(struct gs_pystate *s, PyThreadState *ts,
+                         uintptr_t stack_limit, uintptr_t stack_top)
+{
+    struct saved_state *st = as_saved(s);
+    PyObject *context = st->context;    /* set through gr_context, kept */
+
+    memset(st, 0, sizeof(*st));
+    st->context = context;
+#if GS_HAS_DATASTACK
+    /* CPython would mmap a 16 KiB root chunk for the first frame and
+       munmap it when the greenlet ends: a system call pair per spawn.
+       Give it one from the top of our stack instead; it is never popped
+       (CPython keeps the first slot of a root chunk unused), and pooled
+       stacks come back with it already in memory. */
+    _PyStackChunk *root = (_PyStackChunk *)(stack_top - GS_ROOT_CHUNK_SIZE);
+    root->previous = NULL;
+    root->size = GS_ROOT_CHUNK_SIZE;
+    root->top = 0;
+    st->own_root_chunk = root;
+    st->datastack_chunk = root;
+    st->datastack_top = &root->data[1];
+    st->datastack_limit = (PyObject **)(stack_top);
+    stack_top -= GS_ROOT_CHUNK_SIZE;
+#endif
+    /* As upstream, a new greenlet inherits the depth it was started at. */
+    st->recursion_depth = py_depth(ts);
+#if PY_VERSION_HEX < 0x030C0000
+    st->recursion_depth = py_depth_for_stack(
+        st->recursion_depth, py_limit(ts), (size_t)(stack_top - stack_limit));
+#endif
+#if PY_VERSION_HEX >= 0x030C0000 && PY_VERSION_HEX < 0x030E0000
+    st->c_recursion_depth = c_depth_for_stack(
+        GS_C_RECURSION_LIMIT - ts->c_recursion_remaining,
+        (size_t)(stack_top - stack_limit));
+#endif
+#if GS_HAS_CFRAME
+#  if PY_VERSION_HEX < 0x030C0000
+    st->root_cframe.use_tracing = ts->cframe->use_tracing;
+#  endif
+#  if PY_VERSION_HEX >= 0x030B0000
+    st->root_cframe.current_frame = NULL;
+#  endif
+    st->root_cframe.previous = &ts->root_cframe;
+    st->cframe = &st->root_cframe;
+#elif PY_VERSION_HEX >= 0x030F0000
+    /* 3.15: every frame chain ends at the thread's base frame. */
+    st->current_frame = ts->base_frame;
+#else
+    st->current_frame = NULL;
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+    st->stack_limit = stack_limit;
+    st->stack_top = stack_top;
+#else
+    (void)stack_limit;
+#endif
+    return stack_top;
+}
+
+/* ---- end of life ------------------------------------------------------ */
+
+#if GS_HAS_DATASTACK
+/* The root chunk of a chain is never popped by CPython; chunks are
+   allocated with _PyObject_VirtualAlloc, a thin wrapper around the object
+   arena allocator, which is public. */
+static void
+free_chunks(_PyStackChunk *chunk, const _PyStackChunk *own_root)
+{
+    PyObjectArenaAllocator alloc;
+    PyObject_GetArenaAllocator(&alloc);
+    while (chunk != NULL && chunk != own_root) {
+        _PyStackChunk *previous = chunk->previous;
+        if (alloc.free != NULL) {
+            alloc.free(alloc.ctx, chunk, chunk->size);
+        }
+        chunk = previous;
+    }
+}
+#endif
+
+void
+gs_pystate_finish(struct gs_pystate *s, PyThreadState *ts)
+{
+#if GS_HAS_DATASTACK
+    free_chunks(ts->datastack_chunk, as_saved(s)->own_root_chunk);
+    ts->datastack_chunk = NULL;
+    ts->datastack_top = NULL;
+    ts->datastack_limit = NULL;
+#else
+    (void)s;
+    (void)ts;
+#endif
+}
+
+void
+gs_pystate_discard(struct gs_pystate *s)
+{
+    struct saved_state *st = as_saved(s);
+
+    /* Frame objects handed out earlier may still point into the chunks;
+       as upstream does, the frames themselves are dropped without being
+       run or cleared. */
+#if GS_HAS_DATASTACK
+    free_chunks(st->datastack_chunk, st->own_root_chunk);
+    st->datastack_chunk = NULL;
+    st->datastack_top = NULL;
+    st->datastack_limit = NULL;
+#endif
+    gs_pystate_clear(s);
+}
+
+int
+gs_pystate_traverse(struct gs_pystate *s, visitproc visit, void *arg)
+{
+    struct saved_state *st = as_saved(s);
+    Py_VISIT(st->context);
+#if PY_VERSION_HEX >= 0x030B0000
+    Py_VISIT(st->exc_value);
+#else
+    Py_VISIT(st->exc_type);
+    Py_VISIT(st->exc_value);
+    Py_VISIT(st->exc_traceback);
+#endif
+    return 0;
+}
+
+void
+gs_pystate_clear(struct gs_pystate *s)
+{
+    struct saved_state *st = as_saved(s);
+    Py_CLEAR(st->context);
+#if PY_VERSION_HEX >= 0x030B0000
+    Py_CLEAR(st->exc_value);
+#else
+    Py_CLEAR(st->exc_type);
+    Py_CLEAR(st->exc_value);
+    Py_CLEAR(st->exc_traceback);
+#endif
+}
+
+/* ---- accessors -------------------------------------------------------- */
+
+PyObject **
+gs_pystate_context_slot(struct gs_pystate *s)
+{
+    return &as_saved(s)->context;
+}
+
+PyObject **
+gs_pystate_current_context_slot(PyThreadState *ts)
+{
+    return &ts->context;
+}
+
+PyObject *
+gs_pystate_top_frame(struct gs_pystate *s, PyThreadState *ts)
+{
+    struct saved_state *st = as_saved(s);
+    PyFrameObject *frame;
+
+    /* PyThreadState_GetFrame() is the public way to turn an interpreter
+       frame into a frame object; point the thread state at the suspended
+       greenlet's frames for the duration of the call. Collection is off
+       meanwhile: a collection could run Python code with the wrong frame
+       chain installed. */
+    int gc_was_enabled = PyGC_Disable();
+#if GS_HAS_CFRAME
+    gs_cframe *mine = ts->cframe;
+    ts->cframe = st->cframe;
+    frame = PyThreadState_GetFrame(ts);
+    ts->cframe = mine;
+#else
+    struct _PyInterpreterFrame *mine = ts->current_frame;
+    ts->current_frame = st->current_frame;
+    frame = PyThreadState_GetFrame(ts);
+    ts->current_frame = mine;
+#endif
+    if (gc_was_enabled) {
+        PyGC_Enable();
+    }
+    return (PyObject *)frame;
+}
+
+/* ---- exceptions, tracing, shutdown ------------------------------------ */
+
+void
+gs_pystate_fetch_exc(struct gs_pending_exc *e)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12: the pending exception is one object. */
+    e->parts[0] = PyErr_GetRaisedException();
+    e->parts[1] = e->parts[2] = NULL;
+#else
+    PyErr_Fetch(&e->parts[0], &e->parts[1], &e->parts[2]);
+#endif
+}
+
+void
+gs_pystate_restore_exc(struct gs_pending_exc *e)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(e->parts[0]);
+#else
+    PyErr_Restore(e->parts[0], e->parts[1], e->parts[2]);
+#endif
+    e->parts[0] = e->parts[1] = e->parts[2] = NULL;
+}
+
+void
+gs_pystate_enter_tracing(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyThreadState_EnterTracing(ts);
+#else
+    ts->tracing++;
+    ts->cframe->use_tracing = 0;
+#endif
+}
+
+void
+gs_pystate_leave_tracing(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    PyThreadState_LeaveTracing(ts);
+#else
+    ts->tracing--;
+    ts->cframe->use_tracing =
+        (ts->tracing <= 0 &&
+         (ts->c_tracefunc != NULL || ts->c_profilefunc != NULL));
+#endif
+}
+
+int
+gs_pystate_is_finalizing(void)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return Py_IsFinalizing();
+#else
+    return _Py_IsFinalizing();
+#endif
+}
