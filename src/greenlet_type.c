@@ -49,6 +49,7 @@ struct gs_greenlet {
     void *sp;                   /* saved stack pointer while suspended */
     struct gs_stack stack;      /* started user greenlets */
     uintptr_t c_stack_top;      /* where its C stack starts, in `stack` */
+    uintptr_t low_water;        /* lowest saved stack pointer seen */
     size_t stack_size;          /* requested usable size, 0 = default */
     struct gs_pystate pystate;  /* saved thread state while not running */
     unsigned char is_main;
@@ -216,7 +217,13 @@ release_stack(struct gs_greenlet *g)
        the memory may next be a new greenlet's stack or anything else. */
     ASAN_UNPOISON_MEMORY_REGION((void *)g->stack.limit, g->stack.size);
 #endif
-    gs_stack_release(&g->stack);
+    /* Its final switch away never returned, so its last stack pointer
+       is not in low_water yet. */
+    uintptr_t low_water = g->low_water;
+    if (g->sp != NULL && (uintptr_t)g->sp < low_water) {
+        low_water = (uintptr_t)g->sp;
+    }
+    gs_stack_release(&g->stack, low_water);
 }
 
 /* ---- switching -------------------------------------------------------- */
@@ -250,6 +257,11 @@ swap_to(struct gs_thread *ts, struct gs_greenlet *cur,
                                    target->stack.size);
 #endif
     resumed_by = gs_swap(&cur->sp, target->sp, origin);
+    /* Back on our stack: note how deep we were when we left, so that the
+       pool knows which pages to give back when we die. */
+    if ((uintptr_t)cur->sp < cur->low_water) {
+        cur->low_water = (uintptr_t)cur->sp;
+    }
 #ifdef GS_ASAN
     __sanitizer_finish_switch_fiber(fake_stack, NULL, NULL);
 #endif
@@ -393,6 +405,7 @@ prepare_start(struct gs_thread *ts, struct gs_greenlet *target)
     uintptr_t c_stack_top = gs_pystate_prepare_start(
         &target->pystate, ts->tstate, target->stack.limit, target->stack.top);
     target->c_stack_top = c_stack_top;
+    target->low_water = c_stack_top;
     target->sp = gs_init(c_stack_top, greenlet_entry);
     return 0;
 }

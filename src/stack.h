@@ -1,0 +1,74 @@
+/* Stacks for greenlets: reserved address space with a guard below, handed
+ * out from a pool. Python-free on purpose: tests/c/ exercises it alone, and
+ * callers turn its error codes into Python exceptions. */
+#ifndef GS_STACK_H
+#define GS_STACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One stack. [limit, top) is usable; the guard lies just below `limit`. */
+struct gs_stack {
+    uintptr_t top;      /* highest address + 1; a fresh stack starts here */
+    uintptr_t limit;    /* lowest usable byte */
+    size_t size;        /* top - limit: the size that was asked for, rounded
+                           up to whole pages */
+    void *slot;         /* the allocator's own bookkeeping; NULL if empty */
+};
+
+/* Error codes of gs_stack_acquire(). */
+enum gs_stack_error {
+    GS_STACK_OK = 0,
+    GS_STACK_ENOMEM,        /* address space exhausted (mmap ENOMEM) */
+    GS_STACK_EMAPCOUNT,     /* vm.max_map_count reached */
+    GS_STACK_ECOMMIT,       /* strict overcommit refused the reservation */
+    GS_STACK_EINVAL,        /* size out of range */
+};
+
+/* The default usable size: large enough that code that runs in a thread
+ * (8 MiB stack) also runs in a greenlet; pages cost memory only once
+ * touched. */
+#define GS_STACK_DEFAULT_SIZE ((size_t)8 << 20)
+
+/* Smallest size accepted. */
+#define GS_STACK_MIN_SIZE ((size_t)64 << 10)
+
+/* Largest size accepted. */
+#define GS_STACK_MAX_SIZE ((size_t)1 << 30)
+
+/* Hand out a stack of at least `size` usable bytes (0 = default). On
+ * success fills *out and returns GS_STACK_OK; otherwise leaves *out empty
+ * and returns an error code. Reuses a pooled stack without system calls
+ * when one of that size is free. Not thread-safe: callers serialise (the
+ * GIL does for the extension). */
+enum gs_stack_error gs_stack_acquire(struct gs_stack *out, size_t size);
+
+/* Give a stack back to the pool. Pages it dirtied beyond a small hot part
+ * next to `top` are returned to the kernel: `low_water` is the lowest
+ * stack pointer the caller saw on it (0 if unknown: the whole cold part is
+ * cleaned). Must not be called for the stack currently running. Leaves
+ * *stack empty. */
+void gs_stack_release(struct gs_stack *stack, uintptr_t low_water);
+
+/* A sentence describing an error code, for exception messages. */
+const char *gs_stack_strerror(enum gs_stack_error err);
+
+/* Is `addr` inside the guard region of a stack this allocator handed out?
+ * Async-signal-safe (read-only walk of the slab table), for the SIGSEGV
+ * handler that reports greenlet stack overflows. */
+int gs_stack_addr_in_guard(uintptr_t addr);
+
+/* Statistics, for tests and benchmarks. */
+struct gs_stack_stats {
+    size_t in_use;          /* stacks handed out and not released */
+    size_t pooled;          /* stacks released and kept for reuse */
+    size_t mappings;        /* mmap regions this allocator holds */
+    int guard_by_madvise;   /* 1: MADV_GUARD_INSTALL, 0: mprotect guards */
+};
+void gs_stack_get_stats(struct gs_stack_stats *stats);
+
+/* Return every pooled stack's memory to the kernel and unmap the slabs
+ * that hold no stack in use. For tests and memory-conscious callers. */
+void gs_stack_trim(void);
+
+#endif /* GS_STACK_H */
