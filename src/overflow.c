@@ -53,11 +53,10 @@ on_fault(int sig, siginfo_t *info, void *context)
         ssize_t unused = write(STDERR_FILENO, overflow_message,
                                sizeof(overflow_message) - 1);
         (void)unused;
-        signal(sig, SIG_DFL);
     }
-    else {
-        chain(sig, info, context);
-    }
+    /* Then whatever would have happened anyway: faulthandler's traceback,
+       an embedder's handler, or the default action. */
+    chain(sig, info, context);
     errno = saved_errno;
 }
 
