@@ -261,6 +261,24 @@ table_add(struct slab *slab, size_t slot_size)
     return 0;
 }
 
+/* Does the guard at `addr` really fault? Some environments accept
+   MADV_GUARD_INSTALL and do nothing (qemu-user returns 0 for advice it
+   does not know). The kernel copying from a guard page into a pipe fails
+   with EFAULT instead of faulting us. Asked once per process. */
+static int
+guard_really_faults(uintptr_t addr)
+{
+    int fds[2];
+    int faults;
+    if (pipe(fds) != 0) {
+        return 0;
+    }
+    faults = write(fds[1], (const void *)addr, 1) < 0 && errno == EFAULT;
+    close(fds[0]);
+    close(fds[1]);
+    return faults;
+}
+
 static int
 install_guards(uintptr_t base, size_t slot_size, unsigned slots)
 {
@@ -269,6 +287,10 @@ install_guards(uintptr_t base, size_t slot_size, unsigned slots)
         for (unsigned i = 0; i < slots && ok; i++) {
             ok = madvise((void *)(base + i * slot_size), guard_size,
                          MADV_GUARD_INSTALL) == 0;
+        }
+        if (ok && guard_mode == -1 && !guard_really_faults(base)) {
+            ok = 0;
+            errno = EINVAL;
         }
         if (ok) {
             guard_mode = 1;
