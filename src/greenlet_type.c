@@ -545,17 +545,7 @@ greenlet_entry(void *arg)
     if (result == NULL && PyErr_ExceptionMatches(gs_globals.exit)) {
         /* GreenletExit is how a greenlet is asked to end: its instance is
            the value handed to the parent. */
-        struct gs_pending_exc e;
-        gs_pystate_fetch_exc(&e);
-#if PY_VERSION_HEX < 0x030C0000
-        PyErr_NormalizeException(&e.parts[0], &e.parts[1], &e.parts[2]);
-        result = e.parts[1] != NULL ? Py_NewRef(e.parts[1]) : Py_None;
-        Py_XDECREF(e.parts[0]);
-        Py_XDECREF(e.parts[1]);
-        Py_XDECREF(e.parts[2]);
-#else
-        result = e.parts[0];
-#endif
+        result = gs_pystate_take_exc_instance();
     }
     g->finished = 1;
 
@@ -1048,6 +1038,8 @@ green_setparent(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
     return set_parent((PyGreenlet *)op, value);
 }
 
+static int running_somewhere(struct gs_greenlet *g);
+
 static PyObject *
 green_getframe(PyObject *op, void *Py_UNUSED(closure))
 {
@@ -1055,10 +1047,17 @@ green_getframe(PyObject *op, void *Py_UNUSED(closure))
     struct gs_thread *ts = gs_thread_tls;
     PyObject *frame = NULL;
 
-    /* Only a suspended greenlet of this thread has frames to show; one
-       running here shows them through sys._getframe(). */
-    if (ts != NULL && is_active(g) && owner_thread(g) == ts &&
-        ts->current != (PyGreenlet *)op) {
+    /* Only a suspended greenlet has frames to show (one running shows
+       them through sys._getframe()). Its frames stay where they are while
+       it is suspended, in whichever thread, as long as that thread
+       lives; we hold the GIL, so its owner cannot be running them. */
+    if (ts == NULL) {
+        ts = gs_thread_get();
+        if (ts == NULL) {
+            return NULL;
+        }
+    }
+    if (is_active(g) && !in_dead_thread(g) && !running_somewhere(g)) {
         frame = gs_pystate_top_frame(&g->pystate, ts->tstate);
     }
     if (frame == NULL) {

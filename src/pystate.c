@@ -37,8 +37,12 @@
 #  define GS_HAS_DATASTACK 0
 #endif
 
-/* CPython's own chunk size (DATA_STACK_CHUNK_SIZE, internal). */
-#define GS_ROOT_CHUNK_SIZE ((uintptr_t)16 << 10)
+/* The root chunk takes the top of the reservation, less a little than
+   CPython's own chunk size (DATA_STACK_CHUNK_SIZE, 16 KiB): it starts
+   3 KiB into a page, so the C stack grows down from the middle of that
+   page and a shallow greenlet's C frames (under 1 KiB) and first Python
+   frames share one page of memory instead of touching two. */
+#define GS_ROOT_CHUNK_SIZE ((uintptr_t)13 << 10)
 
 #if PY_VERSION_HEX < 0x030B0000
 /* 3.10 names the CFrame type without the underscore prefix. */
@@ -546,6 +550,24 @@ gs_pystate_restore_exc(struct gs_pending_exc *e)
     PyErr_Restore(e->parts[0], e->parts[1], e->parts[2]);
 #endif
     e->parts[0] = e->parts[1] = e->parts[2] = NULL;
+}
+
+PyObject *
+gs_pystate_take_exc_instance(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyErr_GetRaisedException();
+#else
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (value != NULL && traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value != NULL ? value : Py_NewRef(Py_None);
+#endif
 }
 
 void

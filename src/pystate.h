@@ -79,6 +79,10 @@ void gs_pystate_clear(struct gs_pystate *s);
 void gs_pystate_fetch_exc(struct gs_pending_exc *e);
 void gs_pystate_restore_exc(struct gs_pending_exc *e);
 
+/* Take the pending exception out of the thread state and return its
+ * instance (a new reference; normalised first where needed). */
+PyObject *gs_pystate_take_exc_instance(void);
+
 /* Run a greenlet trace function with CPython's own tracing muted. */
 void gs_pystate_enter_tracing(PyThreadState *ts);
 void gs_pystate_leave_tracing(PyThreadState *ts);

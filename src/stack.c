@@ -449,21 +449,20 @@ gs_stack_release(struct gs_stack *stack, uintptr_t low_water)
     VALGRIND_STACK_DEREGISTER(s->valgrind_id);
 #endif
     hot_floor = stack->top - HOT_PART;
-    s->releases++;
+    /* The lowest page known to be dirty; all of it when unknown or due. */
+    uintptr_t dirty_from = low_water & ~(uintptr_t)(page_size - 1);
+    if (low_water == 0 || ++s->releases >= FULL_CLEAN_EVERY ||
+        dirty_from < stack->limit) {
+        dirty_from = stack->limit;
+        s->releases = 0;
+    }
     if (cls->n_hot >= HOT_LIMIT) {
         /* Enough hot stacks pooled: this one keeps nothing resident. */
-        dontneed(stack->limit, stack->top);
-        s->releases = 0;
+        dontneed(dirty_from, stack->top);
         s->is_hot = 0;
     }
     else {
-        if (low_water == 0 || s->releases >= FULL_CLEAN_EVERY) {
-            dontneed(stack->limit, hot_floor);
-            s->releases = 0;
-        }
-        else if (low_water < hot_floor) {
-            dontneed(low_water & ~(uintptr_t)(page_size - 1), hot_floor);
-        }
+        dontneed(dirty_from, hot_floor);
         s->is_hot = 1;
     }
     /* A failed madvise leaves pages resident, nothing worse: the stack

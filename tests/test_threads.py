@@ -464,3 +464,33 @@ def test_threads_using_greenlets_leave_no_greenlets_behind(no_leaks):
         run_in_thread(body)
 
     no_leaks.check(workload, runs=10)
+
+
+def test_gr_frame_of_a_greenlet_suspended_in_another_thread_is_its_frame():
+    """Upstream keeps the top frame of a suspended greenlet whatever
+    thread asks; ours reads it from the greenlet's own, unmoved stack."""
+    import threading
+    parked = []
+    ready = threading.Event()
+    release = threading.Event()
+
+    def body():
+        def where_it_waits():
+            greenlet.getcurrent().parent.switch()
+        g = greenlet.greenlet(where_it_waits)
+        g.switch()
+        parked.append(g)
+        ready.set()
+        release.wait()
+        g.switch()
+
+    t = threading.Thread(target=body)
+    t.start()
+    ready.wait()
+    try:
+        frame = parked[0].gr_frame
+        assert frame is not None
+        assert frame.f_code.co_name == "where_it_waits"
+    finally:
+        release.set()
+        t.join()
