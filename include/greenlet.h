@@ -120,12 +120,15 @@ static void **_PyGreenlet_API = NULL;
 #define PyGreenlet_ACTIVE \
     (*(int (*)(PyGreenlet *)) _PyGreenlet_API[PyGreenlet_ACTIVE_NUM])
 
-/* PyGreenlet *PyGreenlet_GET_PARENT(PyGreenlet *g)
+/* PyGreenlet *PyGreenlet_GetParent(PyGreenlet *g)
  * New reference to g's parent; NULL without an exception for a main
  * greenlet, which has none. */
-#define PyGreenlet_GET_PARENT \
+#define PyGreenlet_GetParent \
     (*(PyGreenlet * (*)(PyGreenlet *)) \
          _PyGreenlet_API[PyGreenlet_GET_PARENT_NUM])
+
+/* The older name of PyGreenlet_GetParent. */
+#define PyGreenlet_GET_PARENT PyGreenlet_GetParent
 
 /* Fill _PyGreenlet_API from the capsule; on failure it stays NULL with
  * an exception set. */

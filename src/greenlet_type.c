@@ -753,11 +753,30 @@ green_dealloc(PyObject *op)
 
 /* ---- Python-level methods --------------------------------------------- */
 
+/* The C API receives whatever its caller passes: as upstream, anything
+   but a greenlet is a bad argument. */
+static int
+check_greenlet_arg(PyGreenlet *g)
+{
+    if (!PyGreenlet_Check(g)) {
+        PyErr_BadArgument();
+        return -1;
+    }
+    return 0;
+}
+
 PyObject *
 gs_greenlet_switch(PyGreenlet *target, PyObject *args, PyObject *kwargs)
 {
-    struct gs_thread *ts = gs_thread_get();
+    struct gs_thread *ts;
 
+    if (check_greenlet_arg(target) < 0) {
+        return NULL;
+    }
+    if (kwargs != NULL && !PyDict_Check(kwargs)) {
+        kwargs = NULL;      /* upstream ignores keywords that are not a dict */
+    }
+    ts = gs_thread_get();
     if (ts == NULL) {
         return NULL;
     }
@@ -841,7 +860,12 @@ error:
 PyObject *
 gs_greenlet_throw(PyGreenlet *g, PyObject *typ, PyObject *val, PyObject *tb)
 {
-    struct gs_thread *ts = gs_thread_get();
+    struct gs_thread *ts;
+
+    if (check_greenlet_arg(g) < 0) {
+        return NULL;
+    }
+    ts = gs_thread_get();
     if (ts == NULL) {
         return NULL;
     }
@@ -1242,7 +1266,9 @@ gs_greenlet_new(PyObject *run, PyGreenlet *parent)
     if (run != NULL) {
         Py_XSETREF(impl_of(g)->run, Py_NewRef(run));
     }
-    if (parent != NULL && set_parent(g, (PyObject *)parent) < 0) {
+    /* As greenlet(parent=None): None means the current greenlet. */
+    if (parent != NULL && (PyObject *)parent != Py_None &&
+        set_parent(g, (PyObject *)parent) < 0) {
         Py_DECREF(g);
         return NULL;
     }
@@ -1253,7 +1279,9 @@ int
 gs_greenlet_setparent(PyGreenlet *g, PyGreenlet *parent)
 {
     if (!PyGreenlet_Check(g)) {
-        PyErr_SetString(PyExc_TypeError, "parent must be a greenlet");
+        PyErr_Format(PyExc_TypeError,
+                     "GreenletChecker: Expected any type of greenlet, not %s",
+                     Py_TYPE(g)->tp_name);
         return -1;
     }
     return set_parent(g, (PyObject *)parent);
@@ -1262,24 +1290,27 @@ gs_greenlet_setparent(PyGreenlet *g, PyGreenlet *parent)
 int
 gs_greenlet_is_main(PyGreenlet *g)
 {
-    return impl_of(g)->is_main;
+    return check_greenlet_arg(g) < 0 ? -1 : impl_of(g)->is_main;
 }
 
 int
 gs_greenlet_is_started(PyGreenlet *g)
 {
-    return impl_of(g)->started;
+    return check_greenlet_arg(g) < 0 ? -1 : impl_of(g)->started;
 }
 
 int
 gs_greenlet_is_active(PyGreenlet *g)
 {
-    return is_active(impl_of(g));
+    return check_greenlet_arg(g) < 0 ? -1 : is_active(impl_of(g));
 }
 
 PyGreenlet *
 gs_greenlet_get_parent(PyGreenlet *g)
 {
+    if (check_greenlet_arg(g) < 0) {
+        return NULL;
+    }
     /* Upstream's contract: NULL, without an exception, for a main. */
     return (PyGreenlet *)Py_XNewRef(impl_of(g)->parent);
 }
