@@ -60,6 +60,7 @@ def main(results, png):
             # puts no C stack under a depth-0 switch).
             ax.set_yscale("log")
             ax.set_xscale("symlog", linthresh=1.0)
+            ax.set_xlim(left=0)     # no negative stack sizes on the axis
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle("Switch time against C stack depth: Python %s, %s, commit %s, %s"
