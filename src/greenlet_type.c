@@ -116,8 +116,6 @@ lineage_main(PyGreenlet *g)
     return NULL;
 }
 
-Py_ssize_t gs_greenlet_main_count(void);
-
 Py_ssize_t
 gs_greenlet_main_count(void)
 {

@@ -32,6 +32,9 @@ int gs_greenlet_type_ready(void);
 /* A new main greenlet for thread `ts`. */
 PyGreenlet *gs_greenlet_new_main(struct gs_thread *ts);
 
+/* Number of main greenlet objects alive, for tests. */
+Py_ssize_t gs_greenlet_main_count(void);
+
 /* The thread of main greenlet `main` has exited. */
 void gs_greenlet_thread_exited(PyGreenlet *main);
 

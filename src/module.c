@@ -17,8 +17,6 @@
 #include "stack.h"
 #include "threadstate.h"
 
-Py_ssize_t gs_greenlet_main_count(void);
-
 /* The capsule's table, in upstream's slot order (include/greenlet.h). */
 static void *c_api[PyGreenlet_API_pointers];
 
