@@ -1316,7 +1316,8 @@ gs_greenlet_get_parent(PyGreenlet *g)
 /* ---- the type --------------------------------------------------------- */
 
 static PyMethodDef green_methods[] = {
-    {"switch", _PyCFunction_CAST(green_switch), METH_VARARGS | METH_KEYWORDS,
+    {"switch", (PyCFunction)(void (*)(void))green_switch,
+     METH_VARARGS | METH_KEYWORDS,
      PyDoc_STR("switch($self, /, *args, **kwargs)\n--\n\n"
                "Switch to this greenlet, starting it with run(*args, "
                "**kwargs)\nif it has not started. Returns what is passed "

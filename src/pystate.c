@@ -37,6 +37,10 @@
 #  define GS_HAS_DATASTACK 0
 #endif
 
+/* The stack CPython's recursion limits are tuned for: a Linux thread's
+   default (RLIMIT_STACK 8 MiB). */
+#define GS_THREAD_STACK_SIZE ((size_t)8 << 20)
+
 /* The root chunk takes the top of the reservation, less a little than
    CPython's own chunk size (DATA_STACK_CHUNK_SIZE, 16 KiB): it starts
    3 KiB into a page, so the C stack grows down from the middle of that
@@ -66,6 +70,11 @@ struct saved_state {
 #endif
 #if PY_VERSION_HEX < 0x030D0000
     int trash_delete_nesting;
+#endif
+#if PY_VERSION_HEX < 0x030B0000
+    /* 3.10: the top frame object hangs off the thread state (borrowed:
+       the greenlet's own suspended C frames keep it alive). */
+    PyFrameObject *frame;
 #endif
 #if GS_HAS_CFRAME
     gs_cframe *cframe;
@@ -145,11 +154,10 @@ set_py_depth(PyThreadState *ts, int depth)
 static int
 c_depth_for_stack(int inherited, size_t stack_size)
 {
-    const size_t thread_stack = (size_t)8 << 20;
     long budget = (long)GS_C_RECURSION_LIMIT;
-    if (stack_size < thread_stack) {
+    if (stack_size < GS_THREAD_STACK_SIZE) {
         budget = (long)((double)budget * (double)stack_size /
-                        (double)thread_stack);
+                        (double)GS_THREAD_STACK_SIZE);
     }
     long depth = (long)GS_C_RECURSION_LIMIT - budget;
     return depth > inherited ? (int)depth : inherited;
@@ -162,7 +170,8 @@ c_depth_for_stack(int inherited, size_t stack_size)
    that re-enters the interpreter from C uses about 530 bytes of C stack;
    3.10 recurses in C on every Python call. A greenlet whose stack cannot
    hold `limit` such levels starts deeper, so RecursionError comes before
-   its guard page; with the default stack this never binds. */
+   its guard page. A stack as big as a thread's behaves as a thread's:
+   no budget beyond the limit itself. */
 #  if PY_VERSION_HEX >= 0x030B0000
 #    define GS_STACK_BYTES_PER_LEVEL 1024
 #  else
@@ -171,6 +180,9 @@ c_depth_for_stack(int inherited, size_t stack_size)
 static int
 py_depth_for_stack(int inherited, int limit, size_t stack_size)
 {
+    if (stack_size >= GS_THREAD_STACK_SIZE) {
+        return inherited;   /* as much stack as a thread: as a thread */
+    }
     long budget = (long)(stack_size / GS_STACK_BYTES_PER_LEVEL);
     long depth = (long)limit - budget;
     return depth > inherited ? (int)depth : inherited;
@@ -182,6 +194,7 @@ py_limit(PyThreadState *ts)
 #  if PY_VERSION_HEX >= 0x030B0000
     return ts->recursion_limit;
 #  else
+    (void)ts;
     return Py_GetRecursionLimit();
 #  endif
 }
@@ -269,6 +282,9 @@ gs_pystate_save(struct gs_pystate *s, PyThreadState *ts)
 #elif PY_VERSION_HEX < 0x030C0000
     st->trash_delete_nesting = ts->trash_delete_nesting;
 #endif
+#if PY_VERSION_HEX < 0x030B0000
+    st->frame = ts->frame;
+#endif
 #if GS_HAS_CFRAME
     st->cframe = ts->cframe;
 #else
@@ -317,6 +333,9 @@ gs_pystate_restore(struct gs_pystate *s, PyThreadState *ts)
     ts->trash.delete_nesting = st->trash_delete_nesting;
 #elif PY_VERSION_HEX < 0x030C0000
     ts->trash_delete_nesting = st->trash_delete_nesting;
+#endif
+#if PY_VERSION_HEX < 0x030B0000
+    ts->frame = st->frame;
 #endif
 #if GS_HAS_CFRAME && PY_VERSION_HEX < 0x030C0000
     /* 3.10-3.11: sys.settrace() marks only the running CFrame; carry the
@@ -441,12 +460,11 @@ gs_pystate_finish(struct gs_pystate *s, PyThreadState *ts)
 void
 gs_pystate_discard(struct gs_pystate *s)
 {
-    struct saved_state *st = as_saved(s);
-
     /* Frame objects handed out earlier may still point into the chunks;
        as upstream does, the frames themselves are dropped without being
        run or cleared. */
 #if GS_HAS_DATASTACK
+    struct saved_state *st = as_saved(s);
     free_chunks(st->datastack_chunk, st->own_root_chunk);
     st->datastack_chunk = NULL;
     st->datastack_top = NULL;
@@ -510,7 +528,13 @@ gs_pystate_top_frame(struct gs_pystate *s, PyThreadState *ts)
        meanwhile: a collection could run Python code with the wrong frame
        chain installed. */
     int gc_was_enabled = PyGC_Disable();
-#if GS_HAS_CFRAME
+#if PY_VERSION_HEX < 0x030B0000
+    /* 3.10: the frame chain hangs off tstate->frame, not the CFrame. */
+    PyFrameObject *mine = ts->frame;
+    ts->frame = st->frame;
+    frame = PyThreadState_GetFrame(ts);
+    ts->frame = mine;
+#elif GS_HAS_CFRAME
     gs_cframe *mine = ts->cframe;
     ts->cframe = st->cframe;
     frame = PyThreadState_GetFrame(ts);
