@@ -42,7 +42,9 @@
 
 struct gs_greenlet {
     PyGreenlet *self;           /* borrowed back pointer */
-    PyObject *run;              /* the callable until it starts, or NULL */
+    PyObject *run;              /* the run attribute until it starts */
+    PyObject *start_callable;   /* what `run` looked up to at the start,
+                                   until the new greenlet takes it */
     PyGreenlet *parent;         /* strong; NULL for a main greenlet */
     PyGreenlet *main_greenlet;  /* strong, once started; NULL for main */
     struct gs_thread *thread;   /* main greenlets: their live thread */
@@ -364,22 +366,36 @@ after_resume(struct gs_thread *ts, PyGreenlet *self, PyGreenlet *origin,
 
 static void greenlet_entry(void *arg);
 
+static int check_same_thread(struct gs_thread *ts, PyGreenlet *target);
+
 /* Take a stack for `target` and lay it out so that the next switch into
-   it starts `run`. Looks `run` up first: that may run arbitrary Python
-   code, even switches. */
+   it starts `run`. Looks `run` up first, which may run arbitrary Python
+   code, even switches: returns 1 if that started the greenlet (the
+   caller then switches to it as to any started greenlet, as upstream
+   does), 0 when laid out, -1 with an exception set. */
 static int
 prepare_start(struct gs_thread *ts, struct gs_greenlet *target)
 {
+    /* A dying greenlet may be passing an exception up to this one: the
+       lookup must neither see nor clear it. */
+    struct gs_pending_exc passing;
+    gs_pystate_fetch_exc(&passing);
     PyObject *run = PyObject_GetAttr((PyObject *)target->self,
                                      gs_globals.str_run);
     if (run == NULL) {
+        Py_XDECREF(passing.parts[0]);
+        Py_XDECREF(passing.parts[1]);
+        Py_XDECREF(passing.parts[2]);
         return -1;
     }
+    gs_pystate_restore_exc(&passing);
     if (target->started) {
         Py_DECREF(run);
-        PyErr_SetString(gs_globals.error,
-                        "greenlet was started while looking up its run "
-                        "attribute");
+        return 1;
+    }
+    /* The lookup may also have moved it to another thread's lineage. */
+    if (check_same_thread(ts, target->self) < 0) {
+        Py_DECREF(run);
         return -1;
     }
     if (target->force_switch_error) {
@@ -397,7 +413,9 @@ prepare_start(struct gs_thread *ts, struct gs_greenlet *target)
                      gs_stack_strerror(err));
         return -1;
     }
-    Py_XSETREF(target->run, run);
+    /* The run attribute itself is dropped by the new greenlet, on its own
+       stack: dropping it may run a __del__ that switches. */
+    target->start_callable = run;
     Py_XSETREF(target->main_greenlet, (PyGreenlet *)Py_NewRef(ts->main));
     target->started = 1;
     uintptr_t c_stack_top = gs_pystate_prepare_start(
@@ -452,6 +470,7 @@ switch_to(struct gs_thread *ts, PyGreenlet *target, PyObject *args,
     if (check_same_thread(ts, target) < 0) {
         goto fail;
     }
+retry:
     /* A dead greenlet passes what it is sent on to its parent. */
     while (impl_of(target)->started && !is_active(impl_of(target))) {
         target = impl_of(target)->parent;
@@ -478,11 +497,18 @@ switch_to(struct gs_thread *ts, PyGreenlet *target, PyObject *args,
     }
     if (!t->started) {
         Py_INCREF(target);      /* run's lookup may drop the last ref */
-        int failed = prepare_start(ts, t);
-        Py_DECREF(target);
-        if (failed) {
+        int started = prepare_start(ts, t);
+        if (started < 0) {
+            Py_DECREF(target);
             goto fail;
         }
+        if (started > 0) {
+            /* Started meanwhile by a nested switch: switch to it now as
+               to any started greenlet (it may even have died). */
+            Py_DECREF(target);
+            goto retry;
+        }
+        Py_DECREF(target);
     }
     else if (t->force_switch_error) {
         PyErr_SetString(PyExc_SystemError,
@@ -531,9 +557,17 @@ greenlet_entry(void *arg)
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     gs_pystate_restore(&g->pystate, ts->tstate);
-    run = g->run;
-    g->run = NULL;
+    run = g->start_callable;
+    g->start_callable = NULL;
     after_resume(ts, self, (PyGreenlet *)arg, &args, &kwargs);
+    /* The run attribute goes now, on our own stack: its __del__ may run
+       Python code and switch away before run is called (as upstream). */
+    if (g->run != NULL) {
+        struct gs_pending_exc saved;
+        gs_pystate_fetch_exc(&saved);
+        Py_CLEAR(g->run);
+        gs_pystate_restore_exc(&saved);
+    }
     if (args != NULL) {
         result = PyObject_Call(run, args, kwargs);
     }
@@ -581,10 +615,24 @@ greenlet_entry(void *arg)
 static void
 murder(struct gs_greenlet *g)
 {
-    gs_pystate_discard(&g->pystate);
+    /* Its frames were never unwound: if frame objects handed out while it
+       was suspended still point at them, the memory under them (its
+       stack, where the first frame chunk lives) must never be reused. */
+    int exposed = gs_pystate_frames_exposed(&g->pystate);
+
+    gs_pystate_discard(&g->pystate, !exposed);
     g->finished = 1;
     if (g->stack.slot != NULL) {
-        release_stack(g);
+        if (exposed) {
+#ifdef GS_ASAN
+            ASAN_UNPOISON_MEMORY_REGION((void *)g->stack.limit,
+                                        g->stack.size);
+#endif
+            gs_stack_abandon(&g->stack);
+        }
+        else {
+            release_stack(g);
+        }
     }
 }
 
@@ -606,6 +654,7 @@ gs_greenlet_kill(struct gs_thread *ts, PyGreenlet *self)
         return;
     }
     gs_pystate_fetch_exc(&saved);
+    Py_ssize_t refs_before = Py_REFCNT(self);
     /* Come back here once GreenletExit has unwound it. */
     PyGreenlet *old_parent = g->parent;
     g->parent = (PyGreenlet *)Py_NewRef(ts->current);
@@ -616,7 +665,9 @@ gs_greenlet_kill(struct gs_thread *ts, PyGreenlet *self)
     }
     Py_XDECREF(result);
     Py_SETREF(g->parent, old_parent);
-    if (is_active(g)) {
+    /* Still suspended, but something took a new reference: resurrected,
+       which is honoured. Nothing did: it refused to die. */
+    if (is_active(g) && Py_REFCNT(self) <= refs_before) {
         /* It caught GreenletExit and switched away: it cannot be freed
            while suspended, so it stays alive for good, as upstream. */
         PyObject *r = PyObject_Repr((PyObject *)self);
@@ -678,6 +729,7 @@ green_traverse(PyObject *op, visitproc visit, void *arg)
         return 0;
     }
     Py_VISIT(g->run);
+    Py_VISIT(g->start_callable);
     Py_VISIT(g->parent);
     Py_VISIT(g->main_greenlet);
     return gs_pystate_traverse(&g->pystate, visit, arg);
@@ -696,6 +748,7 @@ green_clear(PyObject *op)
         return 0;
     }
     Py_CLEAR(g->run);
+    Py_CLEAR(g->start_callable);
     Py_CLEAR(g->parent);
     Py_CLEAR(g->main_greenlet);
     gs_pystate_clear(&g->pystate);
@@ -737,6 +790,7 @@ green_dealloc(PyObject *op)
             release_stack(g);
         }
         Py_CLEAR(g->run);
+        Py_CLEAR(g->start_callable);
         Py_CLEAR(g->parent);
         Py_CLEAR(g->main_greenlet);
         gs_pystate_clear(&g->pystate);
@@ -1071,15 +1125,16 @@ green_getframe(PyObject *op, void *Py_UNUSED(closure))
 
     /* Only a suspended greenlet has frames to show (one running shows
        them through sys._getframe()). Its frames stay where they are while
-       it is suspended, in whichever thread, as long as that thread
-       lives; we hold the GIL, so its owner cannot be running them. */
+       it is suspended, in whichever thread, even once that thread has
+       exited (a greenlet dropped without running keeps its stack, see
+       murder()); we hold the GIL, so nothing runs them meanwhile. */
     if (ts == NULL) {
         ts = gs_thread_get();
         if (ts == NULL) {
             return NULL;
         }
     }
-    if (is_active(g) && !in_dead_thread(g) && !running_somewhere(g)) {
+    if (is_active(g) && !running_somewhere(g)) {
         frame = gs_pystate_top_frame(&g->pystate, ts->tstate);
     }
     if (frame == NULL) {
@@ -1151,11 +1206,10 @@ green_setcontext(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
                             "running in a different thread");
             return -1;
         }
-        slot = gs_pystate_current_context_slot(PyThreadState_Get());
+        gs_pystate_set_current_context(PyThreadState_Get(), value);
+        return 0;
     }
-    else {
-        slot = gs_pystate_context_slot(&g->pystate);
-    }
+    slot = gs_pystate_context_slot(&g->pystate);
     Py_XSETREF(*slot, Py_XNewRef(value));
     return 0;
 }

@@ -176,6 +176,21 @@ mod_get_stack_stats(PyObject *Py_UNUSED(module),
 }
 
 static PyObject *
+mod_get_tstate_trash_delete_nesting(PyObject *Py_UNUSED(module),
+                                    PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLong(
+        gs_pystate_trash_delete_nesting(PyThreadState_Get()));
+}
+
+static PyMethodDef trash_nesting_method = {
+    "get_tstate_trash_delete_nesting", mod_get_tstate_trash_delete_nesting,
+    METH_NOARGS,
+    PyDoc_STR("get_tstate_trash_delete_nesting($module, /)\n--\n\n"
+              "The thread's trashcan nesting (CPython before 3.13 only)."),
+};
+
+static PyObject *
 mod_trim_stack_pool(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     gs_stack_trim();
@@ -324,6 +339,16 @@ PyInit__greenlet(void)
         }
     }
     PyType_Modified(&PyGreenlet_Type);
+    /* Like upstream, only where CPython has the counter: its test falls
+       back when the function is missing. */
+    if (gs_pystate_trash_delete_nesting(PyThreadState_Get()) >= 0) {
+        PyObject *f = PyCFunction_New(&trash_nesting_method, NULL);
+        if (f == NULL || PyModule_AddObject(m, trash_nesting_method.ml_name,
+                                            f) < 0) {
+            Py_XDECREF(f);
+            goto error;
+        }
+    }
     fill_capsule_table();
     capsule = PyCapsule_New(c_api, "greenlet._C_API", NULL);
     if (capsule == NULL || PyModule_AddObjectRef(m, "_C_API", capsule) < 0) {

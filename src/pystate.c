@@ -16,6 +16,18 @@
 
 #include "pystate.h"
 
+/* 3.11+: the interpreter frame layout (frame_obj, previous), to tell
+   whether a frame object points into a greenlet's frames. Included after
+   Python.h, as upstream does, so public macros keep their public form. */
+#if PY_VERSION_HEX >= 0x030B0000
+#  define Py_BUILD_CORE 1
+#  if PY_VERSION_HEX >= 0x030E0000
+#    include "internal/pycore_interpframe_structs.h"
+#  else
+#    include "internal/pycore_frame.h"
+#  endif
+#endif
+
 #if PY_VERSION_HEX < 0x030A0000
 #  error "greenlet needs CPython 3.10 or newer"
 #endif
@@ -457,18 +469,47 @@ gs_pystate_finish(struct gs_pystate *s, PyThreadState *ts)
 #endif
 }
 
-void
-gs_pystate_discard(struct gs_pystate *s)
+int
+gs_pystate_frames_exposed(struct gs_pystate *s)
 {
-    /* Frame objects handed out earlier may still point into the chunks;
-       as upstream does, the frames themselves are dropped without being
-       run or cleared. */
 #if GS_HAS_DATASTACK
     struct saved_state *st = as_saved(s);
-    free_chunks(st->datastack_chunk, st->own_root_chunk);
+#  if GS_HAS_CFRAME
+    struct _PyInterpreterFrame *f =
+        st->cframe != NULL ? st->cframe->current_frame : NULL;
+#  else
+    struct _PyInterpreterFrame *f = st->current_frame;
+#  endif
+    for (; f != NULL; f = f->previous) {
+        if (f->frame_obj != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+#else
+    /* 3.10: frames are heap objects, never in the greenlet's memory. */
+    (void)s;
+    return 0;
+#endif
+}
+
+void
+gs_pystate_discard(struct gs_pystate *s, int free_frames)
+{
+    /* As upstream does, the frames are dropped without being run or
+       cleared (what they reference stays referenced). If frame objects
+       point into them, the chunks stay allocated: a dangling frame would
+       be worse than the memory. */
+#if GS_HAS_DATASTACK
+    struct saved_state *st = as_saved(s);
+    if (free_frames) {
+        free_chunks(st->datastack_chunk, st->own_root_chunk);
+    }
     st->datastack_chunk = NULL;
     st->datastack_top = NULL;
     st->datastack_limit = NULL;
+#else
+    (void)free_frames;
 #endif
     gs_pystate_clear(s);
 }
@@ -514,6 +555,26 @@ PyObject **
 gs_pystate_current_context_slot(PyThreadState *ts)
 {
     return &ts->context;
+}
+
+void
+gs_pystate_set_current_context(PyThreadState *ts, PyObject *context)
+{
+    Py_XSETREF(ts->context, Py_XNewRef(context));
+    ts->context_ver++;
+}
+
+int
+gs_pystate_trash_delete_nesting(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    (void)ts;
+    return -1;      /* 3.13: the trashcan counts C recursion instead */
+#elif PY_VERSION_HEX >= 0x030C0000
+    return ts->trash.delete_nesting;
+#else
+    return ts->trash_delete_nesting;
+#endif
 }
 
 PyObject *

@@ -53,17 +53,29 @@ uintptr_t gs_pystate_prepare_start(struct gs_pystate *s, PyThreadState *ts,
  * stack CPython allocated for it. */
 void gs_pystate_finish(struct gs_pystate *s, PyThreadState *ts);
 
+/* Does a frame object point into the frames of the suspended greenlet
+ * saved in `s`? Then its memory must outlive it. */
+int gs_pystate_frames_exposed(struct gs_pystate *s);
+
 /* Release what `s` holds of a suspended greenlet that will never run
  * again (its thread has exited, or the interpreter is finalizing): its
- * frame data stack and its references. Its frames are not run. */
-void gs_pystate_discard(struct gs_pystate *s);
+ * references, and with `free_frames` the frame memory CPython allocated.
+ * Its frames are not run. */
+void gs_pystate_discard(struct gs_pystate *s, int free_frames);
 
 /* The context slot of a greenlet that is not running (borrowed slot; the
  * pointer it holds is a strong reference or NULL). */
 PyObject **gs_pystate_context_slot(struct gs_pystate *s);
 
-/* The context of the running greenlet, which lives in the thread state. */
+/* The context of the running greenlet, which lives in the thread state;
+ * setting it (a new reference is taken; NULL for none) invalidates the
+ * ContextVar caches. */
 PyObject **gs_pystate_current_context_slot(PyThreadState *ts);
+void gs_pystate_set_current_context(PyThreadState *ts, PyObject *context);
+
+/* The thread's trashcan nesting depth, for upstream's test helper; -1 where
+ * this CPython has no such counter (3.13+). */
+int gs_pystate_trash_delete_nesting(PyThreadState *ts);
 
 /* New reference to the top Python frame of a suspended greenlet, or NULL
  * (without an exception) if it has none. */

@@ -162,6 +162,7 @@ static struct {
     struct slot *suspect_tail;
     unsigned releases;          /* counts to SWEEP_EVERY */
     size_t in_use;
+    size_t abandoned;
     size_t pooled;
     size_t hot;
     size_t mappings;
@@ -819,6 +820,27 @@ gs_stack_release(struct gs_stack *stack, uintptr_t low_water)
 }
 
 void
+gs_stack_abandon(struct gs_stack *stack)
+{
+    struct slot *s = stack->slot;
+    uintptr_t keep_from;
+
+    if (s == NULL) {
+        return;
+    }
+    /* Frame objects may still point into the top of the stack (where the
+       first frame chunk lives): keep that part mapped and resident, and
+       the slot out of the pool for good. The rest goes back now. */
+    keep_from = stack->top - pool.hot_bytes;
+    memset(stack, 0, sizeof(*stack));
+    enter();
+    clean(s->limit, keep_from);
+    pool.in_use--;
+    pool.abandoned++;
+    leave();
+}
+
+void
 gs_stack_trim(void)
 {
     enter();
@@ -920,6 +942,7 @@ gs_stack_get_stats(struct gs_stack_stats *stats)
            either kind exists yet, and the report says mprotect. */
     }
     stats->in_use = pool.in_use;
+    stats->abandoned = pool.abandoned;
     stats->pooled = pool.pooled;
     stats->mappings = pool.mappings;
     stats->guard_by_madvise = pool.guard_mode == GUARD_MADVISE;

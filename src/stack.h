@@ -57,6 +57,13 @@ enum gs_stack_error gs_stack_acquire(struct gs_stack *out, size_t size);
  * *stack empty; does nothing if it already is. */
 void gs_stack_release(struct gs_stack *stack, uintptr_t low_water);
 
+/* Give up a stack that can never be released safely: that of a greenlet
+ * dropped without running its frames (its thread exited), whose frame
+ * objects may outlive it and still point into the top of the stack. The
+ * top HOT part stays resident and the slot is never reused; the rest of
+ * its memory goes back to the kernel. Leaves *stack empty. */
+void gs_stack_abandon(struct gs_stack *stack);
+
 /* A sentence describing an error code, for exception messages. */
 const char *gs_stack_strerror(enum gs_stack_error err);
 
@@ -68,6 +75,7 @@ int gs_stack_addr_in_guard(uintptr_t addr);
 /* Statistics, for tests and benchmarks. */
 struct gs_stack_stats {
     size_t in_use;          /* stacks handed out and not released */
+    size_t abandoned;       /* stacks given up by gs_stack_abandon() */
     size_t pooled;          /* stacks released and kept for reuse */
     size_t mappings;        /* mmap regions this allocator holds; with
                                madvise guards the kernel may merge

@@ -30,6 +30,12 @@ thread_teardown(struct gs_thread *ts)
     PyGreenlet *main = ts->main;
 
     if (gs_thread_tls == ts) {
+        /* Still on the exiting thread, with the GIL: greenlets whose last
+           reference went away in other threads can still be killed here
+           properly, their finally blocks run, rather than dropped. */
+        if (ts->deleteme != NULL && ts->current == main) {
+            gs_thread_drain_deleteme(ts);
+        }
         gs_thread_tls = NULL;
     }
     /* From here on, greenlets of this thread read as belonging to an

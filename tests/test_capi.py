@@ -302,6 +302,20 @@ def test_new_with_null_run_gives_a_greenlet_without_run(capi):
     assert not hasattr(g, "run")
 
 
+def test_new_accepts_a_run_that_is_not_callable(capi):
+    """Upstream checks nothing at creation: the object becomes ``run``."""
+    g = capi.new(42, None)
+    assert g.run == 42
+    assert not g
+
+
+def test_switch_to_a_greenlet_whose_run_is_not_callable_raises_type_error(capi):
+    g = capi.new(42, None)
+    with pytest.raises(TypeError, match="'int' object is not callable"):
+        capi.switch(g, None, None)
+    assert g.dead
+
+
 def test_new_with_a_parent_sets_that_parent(capi):
     parent = greenlet.greenlet(lambda *args: args)
     g = capi.new(lambda: "for the parent", parent)

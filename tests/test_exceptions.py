@@ -285,3 +285,21 @@ def test_exceptions_do_not_leak_greenlets(no_leaks):
             greenlet.GreenletExit)).switch()
 
     no_leaks.check(workload)
+
+
+def test_exception_passed_to_an_unstarted_parent_survives_its_run_lookup():
+    """The parent's run is looked up while the child's exception is on its
+    way to it; the lookup must not replace it."""
+    class Parent(greenlet.greenlet):
+        pass
+
+    started_with = []
+    parent = Parent(lambda *args: started_with.append(args))
+
+    def fail():
+        raise ValueError("from the child")
+
+    child = greenlet.greenlet(fail, parent=parent)
+    with pytest.raises(ValueError, match="from the child"):
+        child.switch()
+    assert started_with == []
