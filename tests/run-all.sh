@@ -5,12 +5,13 @@
 #   GS_PYVERSIONS="3.14" tests/run-all.sh    fewer chroot versions
 #
 # What it does, in order (each step prints one summary line at the end):
-#  1. As root, installs what the tests need from Debian (gdb; the AArch64
-#     cross compiler and qemu through ../shared/tools/crossrun; the CPython
-#     3.13-3.15 chroot through ../shared/tools/pychroot).
+#  1. As root, installs what the tests need from Debian (gdb; the cross
+#     compilers and qemu for AArch64, i686, armhf, riscv64, ppc64le and
+#     s390x through ../shared/tools/crossrun; the CPython 3.13-3.15 chroot
+#     through ../shared/tools/pychroot).
 #  2. Builds and installs the package into a venv of this machine's python3
 #     with warnings as errors, and runs the pytest suite, including the C
-#     tests of the switch and stack allocator, natively and under qemu.
+#     tests of the switch (every ABI, under qemu) and the stack allocator.
 #  3. Runs upstream greenlet's own test suite against our module.
 #  4. Runs the gevent workload and a selection of gevent's tests.
 #  5. Builds and runs the pytest suite on each chroot CPython.
@@ -45,7 +46,8 @@ if [ "$(id -u)" = 0 ]; then
         apt-get update -qq &&
             DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdb >/dev/null
     fi
-    "$SHARED_TOOLS/crossrun" setup aarch64 || echo "crossrun setup failed"
+    # Cross compilers and qemu for every CPU the switch tests run on.
+    "$SHARED_TOOLS/crossrun" setup || echo "crossrun setup failed"
     if [ -n "$VERSIONS" ]; then
         "$SHARED_TOOLS/pychroot" setup || echo "pychroot setup failed"
     fi

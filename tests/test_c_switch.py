@@ -25,6 +25,14 @@ TEST_SWITCH_C = ROOT / "tests" / "c" / "test_switch.c"
 SWITCH_BY_MACHINE = {
     "x86_64": "switch_x86_64_sysv.S",
     "aarch64": "switch_aarch64_aapcs.S",
+    "i386": "switch_i386_sysv.S",
+    "i586": "switch_i386_sysv.S",
+    "i686": "switch_i386_sysv.S",
+    "armv7l": "switch_arm_aapcs.S",
+    "armv8l": "switch_arm_aapcs.S",     # 32-bit userland, 64-bit kernel
+    "riscv64": "switch_riscv64_lp64d.S",
+    "ppc64le": "switch_ppc64le_elfv2.S",
+    "s390x": "switch_s390x_elf.S",
 }
 
 TIMEOUT = 300
@@ -255,6 +263,172 @@ def test_aarch64_object_claims_bti_and_never_pac_or_gcs(tmp_path):
         proc = run([gcc, "-c", *WARNINGS, flag, source, "-o", obj])
         assert proc.returncode == 0, report(proc)
         assert readelf_properties(obj) == claim, flag
+
+
+@pytest.mark.parametrize(
+    "cflags",
+    [[], ["-msse2", "-mfpmath=sse"], ["-fcf-protection=full"]],
+    ids=["x87", "sse2", "cf-protection"],
+)
+def test_c_switch_test_passes_on_i686_under_qemu(cflags):
+    """Debian's i686 compiler assumes no SSE: every float lives on the x87
+    unit and the switch keeps the x87 control word only. With -msse2
+    -mfpmath=sse, doubles are computed under MXCSR, which the switch then
+    keeps too; the rounding-mode tests check both registers."""
+    crossrun = crossrun_for("i686")
+    proc = run([
+        crossrun, "i686", f"-I{ARCH_DIR}", *WARNINGS, *cflags,
+        TEST_SWITCH_C, ARCH_DIR / "switch_i386_sysv.S",
+    ])
+    print(proc.stdout)
+    assert proc.returncode == 0, report(proc)
+    assert re.search(r"\d+ checks, 0 failed", proc.stdout), report(proc)
+
+
+def test_i386_object_claims_ibt_and_never_shstk(tmp_path):
+    gcc = cross_gcc("i686")
+    source = ARCH_DIR / "switch_i386_sysv.S"
+    expected = {
+        "-fcf-protection=full": "x86 feature: IBT",
+        "-fcf-protection=branch": "x86 feature: IBT",
+        "-fcf-protection=return": None,
+        "-fcf-protection=none": None,
+    }
+    for flag, claim in expected.items():
+        obj = tmp_path / f"switch{flag}.o"
+        proc = run([gcc, "-c", *WARNINGS, flag, source, "-o", obj])
+        assert proc.returncode == 0, report(proc)
+        assert readelf_properties(obj) == claim, flag
+
+
+def armhf_gcc():
+    """The cross compiler crossrun uses for armhf, for separate objects."""
+    crossrun_for("armhf")
+    gcc = shutil.which("arm-linux-gnueabihf-gcc")
+    if gcc is None:
+        missing_cross("arm-linux-gnueabihf-gcc not found")
+    return gcc
+
+
+@pytest.mark.parametrize(
+    "switch_mode, test_mode",
+    [("-marm", "-marm"), ("-mthumb", "-mthumb"),
+     ("-marm", "-mthumb"), ("-mthumb", "-marm")],
+    ids=["arm", "thumb", "thumb-calls-arm", "arm-calls-thumb"],
+)
+def test_c_switch_test_passes_on_armhf_under_qemu(tmp_path, switch_mode,
+                                                   test_mode):
+    """The switch assembles to Arm or Thumb-2 code, whichever the compiler
+    is generating, and must also work from C code in the other state: calls
+    to gs_swap and gs_init, gs_swap's return and the trampoline's call to
+    the entry function all cross between the two."""
+    gcc = armhf_gcc()
+    crossrun = crossrun_for("armhf")
+    obj = tmp_path / "switch.o"
+    proc = run([
+        gcc, "-c", switch_mode, *WARNINGS, f"-I{ARCH_DIR}",
+        ARCH_DIR / "switch_arm_aapcs.S", "-o", obj,
+    ])
+    assert proc.returncode == 0, report(proc)
+    proc = run([
+        crossrun, "armhf", test_mode, f"-I{ARCH_DIR}", *WARNINGS,
+        TEST_SWITCH_C, obj,
+    ])
+    print(proc.stdout)
+    assert proc.returncode == 0, report(proc)
+    assert re.search(r"\d+ checks, 0 failed", proc.stdout), report(proc)
+
+
+@pytest.mark.parametrize("mode", ["-marm", "-mthumb"])
+def test_arm_unwind_tables_end_at_the_trampoline(tmp_path, mode):
+    """What libgcc's EHABI unwinder reads (test_switch.c can only see that
+    _Unwind_Backtrace stops there): the trampoline is [cantunwind], and
+    gs_swap's entry restores the frame in the table at the top of
+    switch_arm_aapcs.S."""
+    gcc = armhf_gcc()
+    if shutil.which("readelf") is None:
+        pytest.skip("readelf (binutils) not installed")
+    obj = tmp_path / "switch.o"
+    proc = run([
+        gcc, "-c", mode, *WARNINGS, f"-I{ARCH_DIR}",
+        ARCH_DIR / "switch_arm_aapcs.S", "-o", obj,
+    ])
+    assert proc.returncode == 0, report(proc)
+    proc = run(["readelf", "-u", "-W", obj])
+    assert proc.returncode == 0, report(proc)
+    # One entry per function, in address order, which is the file's order.
+    # (readelf names no symbol at offset 0, so go by position.)
+    blocks = re.findall(r"^0x[0-9a-f]+(?: <\w+>)?: (.*?)(?=^0x|\Z)",
+                        proc.stdout, re.MULTILINE | re.DOTALL)
+    assert len(blocks) == 3, report(proc)
+    entries = dict(zip(["gs_swap", "gs_init", "gs_entry_trampoline"], blocks))
+    assert "[cantunwind]" in entries["gs_entry_trampoline"], report(proc)
+    assert "cantunwind" not in entries["gs_swap"], report(proc)
+    pops = re.findall(r"pop \{(.*?)\}", entries["gs_swap"], re.IGNORECASE)
+    assert [p.lower() for p in pops] == [
+        "d8-d15", "r3", "r4, r5, r6, r7, r8, r9, r10, r11", "r14",
+    ], report(proc)
+
+
+@pytest.mark.parametrize(
+    "arch, source, cflags",
+    [
+        # GCC 12 turns no unwind tables on for RISC-V (later GCCs do), and
+        # with crossrun's -g the C code's CFI then goes to .debug_frame
+        # only, which _Unwind_Backtrace does not read.
+        ("riscv64", "switch_riscv64_lp64d.S",
+         ["-fasynchronous-unwind-tables"]),
+        ("ppc64le", "switch_ppc64le_elfv2.S", []),
+        ("s390x", "switch_s390x_elf.S", []),
+    ],
+    ids=["riscv64", "ppc64le", "s390x"],
+)
+def test_c_switch_test_passes_under_qemu(arch, source, cflags):
+    crossrun = crossrun_for(arch)
+    proc = run([
+        crossrun, arch, f"-I{ARCH_DIR}", *WARNINGS, *cflags,
+        TEST_SWITCH_C, ARCH_DIR / source,
+    ])
+    print(proc.stdout)
+    assert proc.returncode == 0, report(proc)
+    assert re.search(r"\d+ checks, 0 failed", proc.stdout), report(proc)
+
+
+def test_ppc64le_trampoline_enters_entry_with_its_address_in_r12(tmp_path):
+    """ELFv2: a function's global entry point computes its TOC pointer from
+    r12. crossrun links statically, and there ld rewrites every global
+    entry's `addis r2,r12,...` into an absolute `lis r2,...`, so r12 goes
+    unused. A PIE keeps the r12-relative form, as the extension module
+    does: run one under qemu with the cross sysroot, and a copy of the
+    switch whose trampoline leaves r12 alone, which must crash, or the
+    first run proved nothing."""
+    crossrun_for("ppc64le")
+    gcc = shutil.which("powerpc64le-linux-gnu-gcc")
+    qemu = shutil.which("qemu-ppc64le-static") or shutil.which("qemu-ppc64le")
+    sysroot = Path("/usr/powerpc64le-linux-gnu")
+    if gcc is None or qemu is None:
+        missing_cross("powerpc64le-linux-gnu-gcc or qemu-ppc64le not found")
+    if not (sysroot / "lib" / "ld64.so.2").exists():
+        missing_cross(f"no ppc64le sysroot at {sysroot}")
+    source = ARCH_DIR / "switch_ppc64le_elfv2.S"
+    without_r12 = tmp_path / "switch_without_r12.S"
+    text, count = re.subn(r"^(\s*)mr\s+%r12, %r14\s*$", r"\1nop",
+                          source.read_text(), flags=re.MULTILINE)
+    assert count == 1, "expected one `mr %r12, %r14` in the trampoline"
+    without_r12.write_text(text)
+
+    def build_and_run(switch, name):
+        exe = tmp_path / name
+        proc = run([gcc, "-O2", "-fPIE", "-pie", *WARNINGS, f"-I{ARCH_DIR}",
+                    TEST_SWITCH_C, switch, "-o", exe])
+        assert proc.returncode == 0, report(proc)
+        return run([qemu, "-L", sysroot, exe, "pingpong", "arguments"])
+
+    control = build_and_run(without_r12, "test_switch_without_r12")
+    assert control.returncode != 0, report(control)
+    proc = build_and_run(source, "test_switch")
+    assert proc.returncode == 0, report(proc)
+    assert re.search(r"\d+ checks, 0 failed", proc.stdout), report(proc)
 
 
 def test_gdb_backtrace_in_an_entry_function_ends_at_the_trampoline(tmp_path):
