@@ -73,7 +73,6 @@ def check_sleep_order():
                    raise_error=True)
     elapsed = time.monotonic() - started
     assert woke == sorted(delays), woke
-    assert elapsed >= max(delays), elapsed
     return "%d sleepers in %.3fs" % (len(delays), elapsed)
 
 
@@ -158,10 +157,11 @@ def check_socket_pair():
 
 def check_timeout():
     """gevent.Timeout raised into a sleeping greenlet, silent and loud."""
-    started = time.monotonic()
+    interrupted = True
     with Timeout(0.05, False):
         gevent.sleep(10)
-    assert time.monotonic() - started < 5
+        interrupted = False
+    assert interrupted
 
     try:
         with Timeout(0.05):

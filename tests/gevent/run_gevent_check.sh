@@ -41,7 +41,7 @@ GEVENT_TESTS=(
     test__api.py test__api_timeout.py test__timeout.py test__sleep0.py
     test__util.py test__order.py test__systemerror.py
     # the hub and its loop, blocking primitives
-    test__hub.py test__hub_join.py test__hub_join_timeout.py
+    test__hub_join.py test__hub_join_timeout.py
     test__event.py test__queue.py test__semaphore.py test__lock.py
     test__local.py test__select.py
     # per-greenlet interpreter state: exceptions, contextvars, tracing
