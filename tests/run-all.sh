@@ -14,7 +14,8 @@
 #     tests of the switch (every ABI, under qemu) and the stack allocator.
 #  3. Runs upstream greenlet's own test suite against our module.
 #  4. Runs the gevent workload and a selection of gevent's tests.
-#  5. Builds and runs the pytest suite on each chroot CPython.
+#  5. Runs the benchmarks once in their quick mode, to keep them working.
+#  6. Builds and runs the pytest suite on each chroot CPython.
 # Nothing here is timed: benchmarks live in benchmarks/.
 set -uo pipefail
 
@@ -101,7 +102,18 @@ if [ -f "$ROOT/tests/gevent/run_gevent_check.sh" ]; then
         "$(grep -E '^gevent check:' "$WORK/gevent.log" | tail -n 1)"
 fi
 
-# ---- 5. other CPythons -----------------------------------------------------
+# ---- 5. benchmark scripts still run ------------------------------------------
+# A smoke run only: it checks the scripts work end to end; no timing is
+# judged here (benchmarks/run.py is the place for numbers).
+say "benchmarks: quick smoke run"
+"$PYTHON" "$ROOT/benchmarks/run.py" --quick --no-many --out "$WORK/bench" \
+    >"$WORK/bench.log" 2>&1
+status=$?
+tail -n 5 "$WORK/bench.log"
+record "benchmark smoke run" "$([ "$status" = 0 ] && echo ok || echo FAIL)" \
+    "$(tail -n 1 "$WORK/bench.log")"
+
+# ---- 6. other CPythons -----------------------------------------------------
 for v in $VERSIONS; do
     say "build and pytest on $v (pychroot)"
     log=$WORK/pytest-$v.log
