@@ -28,11 +28,15 @@ VERSIONS=${GS_PYVERSIONS-3.13 3.14 3.15}
 mkdir -p "$WORK"
 declare -a SUMMARY=()
 FAILED=0
+FAILED_STEPS=0
 
 say() { printf '\n==== %s\n' "$*"; }
 record() {  # record NAME STATUS DETAIL
     SUMMARY+=("$(printf '%-28s %s  %s' "$1" "$2" "$3")")
-    [ "$2" = ok ] || FAILED=1
+    if [ "$2" != ok ]; then
+        FAILED=1
+        FAILED_STEPS=$((FAILED_STEPS + 1))
+    fi
 }
 # The last pytest/unittest result line of a log, for the summary.
 result_line() {
@@ -135,4 +139,5 @@ done
 
 say "summary"
 printf '%s\n' "${SUMMARY[@]}"
+echo "steps: $(( ${#SUMMARY[@]} - FAILED_STEPS )) passed, $FAILED_STEPS failed"
 exit $FAILED
