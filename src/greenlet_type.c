@@ -1168,7 +1168,7 @@ green_getcontext(PyObject *op, void *Py_UNUSED(closure))
                             "running in a different thread");
             return NULL;
         }
-        context = *gs_pystate_current_context_slot(PyThreadState_Get());
+        context = gs_pystate_current_context(PyThreadState_Get());
     }
     else {
         context = *gs_pystate_context_slot(&g->pystate);

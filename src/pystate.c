@@ -212,12 +212,6 @@ py_limit(PyThreadState *ts)
 }
 #endif
 
-int
-gs_pystate_recursion_depth(PyThreadState *ts)
-{
-    return py_depth(ts);
-}
-
 /* ---- 3.14+: C stack protection ---------------------------------------- */
 
 #if PY_VERSION_HEX >= 0x030E0000
@@ -551,10 +545,10 @@ gs_pystate_context_slot(struct gs_pystate *s)
     return &as_saved(s)->context;
 }
 
-PyObject **
-gs_pystate_current_context_slot(PyThreadState *ts)
+PyObject *
+gs_pystate_current_context(PyThreadState *ts)
 {
-    return &ts->context;
+    return ts->context;
 }
 
 void

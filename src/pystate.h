@@ -67,10 +67,10 @@ void gs_pystate_discard(struct gs_pystate *s, int free_frames);
  * pointer it holds is a strong reference or NULL). */
 PyObject **gs_pystate_context_slot(struct gs_pystate *s);
 
-/* The context of the running greenlet, which lives in the thread state;
- * setting it (a new reference is taken; NULL for none) invalidates the
- * ContextVar caches. */
-PyObject **gs_pystate_current_context_slot(PyThreadState *ts);
+/* The context of the running greenlet, which lives in the thread state
+ * (borrowed, NULL for none); setting it (a new reference is taken)
+ * invalidates the ContextVar caches. */
+PyObject *gs_pystate_current_context(PyThreadState *ts);
 void gs_pystate_set_current_context(PyThreadState *ts, PyObject *context);
 
 /* The thread's trashcan nesting depth, for upstream's test helper; -1 where
@@ -101,10 +101,6 @@ void gs_pystate_leave_tracing(PyThreadState *ts);
 
 /* Is the interpreter shutting down? */
 int gs_pystate_is_finalizing(void);
-
-/* Recursion depth of the running code (Python frames on 3.11+), for
- * messages and tests. */
-int gs_pystate_recursion_depth(PyThreadState *ts);
 
 /* Once per process, at module import: look up optional CPython functions
  * (3.14's stack protection API). Returns -1 with an exception set if this

@@ -4,7 +4,7 @@ tests/c/test_stack.c is compiled with src/stack.c and run; it runs its
 suite twice, with the guards the system gives and then with mprotect
 guards forced, and prints "guards by ..." before each pass. Natively that
 is MADV_GUARD_INSTALL on Linux 6.13+. For AArch64 it runs under qemu
-through ``crossrun`` (``$GS_CROSSRUN``, ``/work/shared/tools/crossrun`` or
+through ``crossrun`` (``$GS_CROSSRUN``, ``../shared/tools/crossrun`` or
 ``crossrun`` on ``PATH``); qemu-user accepts MADV_GUARD_INSTALL without
 installing anything, so both passes use mprotect guards there. A missing
 cross compiler skips that test with the reason, unless ``GS_REQUIRE_CROSS``
@@ -19,6 +19,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from cross_tools import crossrun_for
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = [ROOT / "tests" / "c" / "test_stack.c", ROOT / "src" / "stack.c"]
@@ -93,34 +95,6 @@ def test_environment_variable_forces_mprotect_guards(native_binary):
     proc = run([native_binary, "loops=100000"],
                env={"GS_STACK_NO_MADV_GUARD": "1"})
     assert assert_suite_passed(proc) == ["mprotect", "mprotect"]
-
-
-def missing_cross(reason):
-    """Skip for a missing cross tool, or fail where CI promised one."""
-    if os.environ.get("GS_REQUIRE_CROSS"):
-        pytest.fail(f"{reason} (GS_REQUIRE_CROSS is set)")
-    pytest.skip(reason)
-
-
-def crossrun_for(arch):
-    """The crossrun command, once it says `arch` is installed."""
-    if platform.machine() == arch:
-        pytest.skip(f"the host is {arch}: the native test covers it")
-    candidates = [
-        os.environ.get("GS_CROSSRUN"),
-        "/work/shared/tools/crossrun",
-        shutil.which("crossrun"),
-    ]
-    tool = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-    if tool is None:
-        missing_cross("crossrun not found (set GS_CROSSRUN)")
-    listing = run([tool, "list"])
-    status = re.search(rf"^{arch}\s+(\S+)", listing.stdout, re.MULTILINE)
-    if status is None or status.group(1) != "ok":
-        missing_cross(
-            f"no {arch} cross compiler or qemu: run `crossrun setup {arch}`"
-        )
-    return tool
 
 
 def test_c_stack_test_passes_on_aarch64_under_qemu():

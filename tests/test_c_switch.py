@@ -2,7 +2,7 @@
 
 tests/c/test_switch.c is compiled with the .S file for the host's CPU and
 run natively; for other CPUs it runs under qemu through ``crossrun``
-(``/work/shared/tools/crossrun``, or ``$GS_CROSSRUN``, or ``crossrun`` on
+(``../shared/tools/crossrun``, or ``$GS_CROSSRUN``, or ``crossrun`` on
 ``PATH``), which links statically. A missing cross compiler skips those
 tests with the reason, unless ``GS_REQUIRE_CROSS`` is set (CI sets it after
 ``crossrun setup aarch64``): then it fails them.
@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
+from cross_tools import crossrun_for, missing_cross
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH_DIR = ROOT / "src" / "arch"
@@ -127,34 +129,6 @@ def build_native(tmp_path, *cflags, name="test_switch"):
     ])
     assert proc.returncode == 0, report(proc)
     return exe
-
-
-def missing_cross(reason):
-    """Skip for a missing cross tool, or fail where CI promised one."""
-    if os.environ.get("GS_REQUIRE_CROSS"):
-        pytest.fail(f"{reason} (GS_REQUIRE_CROSS is set)")
-    pytest.skip(reason)
-
-
-def crossrun_for(arch):
-    """The crossrun command, once it says `arch` is installed."""
-    if platform.machine() == arch:
-        pytest.skip(f"the host is {arch}: the native test covers it")
-    candidates = [
-        os.environ.get("GS_CROSSRUN"),
-        "/work/shared/tools/crossrun",
-        shutil.which("crossrun"),
-    ]
-    tool = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
-    if tool is None:
-        missing_cross("crossrun not found (set GS_CROSSRUN)")
-    listing = run([tool, "list"])
-    status = re.search(rf"^{arch}\s+(\S+)", listing.stdout, re.MULTILINE)
-    if status is None or status.group(1) != "ok":
-        missing_cross(
-            f"no {arch} cross compiler or qemu: run `crossrun setup {arch}`"
-        )
-    return tool
 
 
 def cross_gcc(arch):
