@@ -197,6 +197,35 @@ mod_trim_stack_pool(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+static PyObject *
+mod_stack_bounds_mode(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyUnicode_FromString(gs_pystate_stack_bounds_mode());
+}
+
+static PyObject *
+mod_force_direct_stack_bounds(PyObject *Py_UNUSED(module),
+                              PyObject *Py_UNUSED(ignored))
+{
+    /* The main greenlet keeps the thread's bounds when it next leaves, so
+       the switch of mode is only safe while it runs. */
+    PyGreenlet *current = gs_greenlet_getcurrent();
+    if (current == NULL) {
+        return NULL;
+    }
+    int is_main = gs_greenlet_is_main(current);
+    Py_DECREF(current);
+    if (!is_main) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "only the main greenlet can change the mode");
+        return NULL;
+    }
+    if (gs_pystate_force_direct_stack_bounds() < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"getcurrent", mod_getcurrent, METH_NOARGS,
      PyDoc_STR("getcurrent($module, /)\n--\n\n"
@@ -239,6 +268,16 @@ static PyMethodDef module_methods[] = {
     {"_trim_stack_pool", mod_trim_stack_pool, METH_NOARGS,
      PyDoc_STR("_trim_stack_pool($module, /)\n--\n\n"
                "Unmap every pooled stack (for tests).")},
+    {"_stack_bounds_mode", mod_stack_bounds_mode, METH_NOARGS,
+     PyDoc_STR("_stack_bounds_mode($module, /)\n--\n\n"
+               "How greenlets tell CPython 3.14+ where their C stack is: "
+               "'api',\n'direct' (3.14.0: the fields are written) or "
+               "'none' (before 3.14).")},
+    {"_force_direct_stack_bounds", mod_force_direct_stack_bounds, METH_NOARGS,
+     PyDoc_STR("_force_direct_stack_bounds($module, /)\n--\n\n"
+               "Write the C stack bounds directly, as on 3.14.0, even where "
+               "the API\nexists (for tests; call it before any other "
+               "greenlet starts).")},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,6 +23,7 @@
 #  define Py_BUILD_CORE 1
 #  if PY_VERSION_HEX >= 0x030E0000
 #    include "internal/pycore_interpframe_structs.h"
+#    include "internal/pycore_tstate.h"     /* _PyThreadStateImpl */
 #  else
 #    include "internal/pycore_frame.h"
 #  endif
@@ -65,6 +66,15 @@
 typedef CFrame gs_cframe;
 #elif GS_HAS_CFRAME
 typedef _PyCFrame gs_cframe;
+#endif
+
+#if PY_VERSION_HEX >= 0x030E0000
+/* 3.14+: the C stack bounds, laid out as in _PyThreadStateImpl. */
+struct c_stack_bounds {
+    uintptr_t top;
+    uintptr_t soft_limit;
+    uintptr_t hard_limit;
+};
 #endif
 
 /* What one greenlet keeps while it is not running. */
@@ -110,6 +120,9 @@ struct saved_state {
        Both 0 for a main greenlet: it runs on the thread's own stack. */
     uintptr_t stack_limit;
     uintptr_t stack_top;
+    /* A main greenlet's own bounds, kept while another greenlet runs when
+       they are written directly (3.14.0; see install_stack_bounds). */
+    struct c_stack_bounds thread_bounds;
     PyObject *current_executor;     /* JIT: the running executor */
 #endif
 #ifdef Py_GIL_DISABLED
@@ -215,16 +228,102 @@ py_limit(PyThreadState *ts)
 /* ---- 3.14+: C stack protection ---------------------------------------- */
 
 #if PY_VERSION_HEX >= 0x030E0000
+/* CPython compares the stack pointer with three per-thread bounds kept in
+   _PyThreadStateImpl: the top of the C stack, a soft limit (RecursionError
+   below it) and a hard limit (fatal error below it). A greenlet runs on
+   another stack, so it must install its own bounds whenever it runs.
+   3.14.1+ and 3.15 have an API for that; 3.14.0 has not, and there the
+   fields are written directly ("direct" mode). Both functions are looked
+   up at run time so that one cp314 build loads on every 3.14.x. */
 typedef int (*set_stack_protection_fn)(PyThreadState *, void *, size_t);
 typedef void (*reset_stack_protection_fn)(PyThreadState *);
-/* Looked up at run time: one cp314 build must load on 3.14.0, which has
-   neither function. */
 static set_stack_protection_fn set_stack_protection;
 static reset_stack_protection_fn reset_stack_protection;
+
+/* Direct mode: where the three fields sit, as a byte offset from the
+   thread state, and the distance CPython keeps between them. */
+static int direct_bounds;
+static size_t bounds_offset;
+static uintptr_t bounds_margin;
+
+static inline struct c_stack_bounds *
+bounds_of(PyThreadState *ts)
+{
+    return (struct c_stack_bounds *)(void *)((char *)ts + bounds_offset);
+}
+
+/* Whether `b` holds the bounds of the C stack we are running on, as
+   CPython computes them for a thread (top > soft > hard, soft - hard ==
+   hard - base == the margin, a few KiB). */
+static int
+looks_like_our_bounds(const struct c_stack_bounds *b, uintptr_t sp)
+{
+    uintptr_t margin = b->soft_limit - b->hard_limit;
+    return b->hard_limit != 0 && b->hard_limit < b->soft_limit &&
+           b->soft_limit < sp && sp < b->top &&
+           margin >= 4096 && margin <= ((uintptr_t)1 << 20) &&
+           margin % 4096 == 0;
+}
+
+/* Find the fields in this interpreter's thread state. The offset in the
+   headers we were built with is checked against the running thread's
+   values, and so are its neighbours: 3.14.4 appended a pointer to
+   PyThreadState, which moved every _PyThreadStateImpl field by 8 bytes
+   between 3.14.3 and 3.14.4. Exactly one candidate must fit. */
+static int
+locate_bounds(PyThreadState *ts)
+{
+    static const int shifts[] = {0, -(int)sizeof(void *), (int)sizeof(void *)};
+    volatile char here = 0;
+    uintptr_t sp = (uintptr_t)&here;
+    size_t built = offsetof(_PyThreadStateImpl, c_stack_top);
+    int found = 0;
+
+    for (size_t i = 0; i < sizeof(shifts) / sizeof(shifts[0]); i++) {
+        size_t offset = built + (size_t)(ptrdiff_t)shifts[i];
+        const struct c_stack_bounds *b =
+            (const struct c_stack_bounds *)(const void *)((char *)ts + offset);
+        if (looks_like_our_bounds(b, sp)) {
+            found++;
+            bounds_offset = offset;
+            bounds_margin = b->soft_limit - b->hard_limit;
+        }
+    }
+    return found == 1 ? 0 : -1;
+}
+
+static int
+use_direct_bounds(PyThreadState *ts)
+{
+    if (locate_bounds(ts) < 0) {
+        PyErr_Format(PyExc_ImportError,
+            "greenlet cannot find the C stack bounds in this CPython's "
+            "thread state (%s has no "
+            "PyUnstable_ThreadState_SetStackProtection, and its layout "
+            "differs from the 3.14 headers greenlet was built with)",
+            Py_GetVersion());
+        return -1;
+    }
+    direct_bounds = 1;
+    return 0;
+}
 
 static void
 install_stack_bounds(PyThreadState *ts, const struct saved_state *st)
 {
+    if (direct_bounds) {
+        struct c_stack_bounds *b = bounds_of(ts);
+        if (st->stack_top == 0) {
+            *b = st->thread_bounds;
+        }
+        else {
+            /* As CPython lays out a thread's stack of these bounds. */
+            b->top = st->stack_top;
+            b->hard_limit = st->stack_limit + bounds_margin;
+            b->soft_limit = st->stack_limit + 2 * bounds_margin;
+        }
+        return;
+    }
     if (st->stack_top == 0) {
         reset_stack_protection(ts);
         return;
@@ -248,14 +347,32 @@ gs_pystate_init_runtime(void)
     reset_stack_protection = (reset_stack_protection_fn)dlsym(
         RTLD_DEFAULT, "PyUnstable_ThreadState_ResetStackProtection");
     if (set_stack_protection == NULL || reset_stack_protection == NULL) {
-        PyErr_SetString(PyExc_ImportError,
-            "greenlet needs CPython 3.14.1 or newer on the 3.14 line: "
-            "3.14.0 cannot be told where a greenlet's C stack is "
-            "(PyUnstable_ThreadState_SetStackProtection is missing)");
-        return -1;
+        return use_direct_bounds(PyThreadState_Get());
     }
 #endif
     return 0;
+}
+
+const char *
+gs_pystate_stack_bounds_mode(void)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return direct_bounds ? "direct" : "api";
+#else
+    return "none";
+#endif
+}
+
+int
+gs_pystate_force_direct_stack_bounds(void)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return direct_bounds ? 0 : use_direct_bounds(PyThreadState_Get());
+#else
+    PyErr_SetString(PyExc_RuntimeError,
+                    "CPython before 3.14 keeps no C stack bounds");
+    return -1;
+#endif
 }
 
 /* ---- save / restore --------------------------------------------------- */
@@ -303,6 +420,9 @@ gs_pystate_save(struct gs_pystate *s, PyThreadState *ts)
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
     st->current_executor = ts->current_executor;
+    if (direct_bounds && st->stack_top == 0) {
+        st->thread_bounds = *bounds_of(ts);   /* a main greenlet leaves */
+    }
 #endif
 #ifdef Py_GIL_DISABLED
     st->critical_section = ts->critical_section;

@@ -107,4 +107,13 @@ int gs_pystate_is_finalizing(void);
  * CPython cannot run greenlets on their own stacks safely. */
 int gs_pystate_init_runtime(void);
 
+/* 3.14+: how a greenlet's C stack bounds reach CPython: "api" (3.14.1+),
+ * "direct" (the fields are written, for 3.14.0), "none" (before 3.14). */
+const char *gs_pystate_stack_bounds_mode(void);
+
+/* Tests: use the direct mode even where the API exists, so that the
+ * 3.14.0 path runs on the 3.14 we have. -1 with an exception set if the
+ * fields cannot be found (or before 3.14). */
+int gs_pystate_force_direct_stack_bounds(void);
+
 #endif /* GS_PYSTATE_H */

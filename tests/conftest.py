@@ -18,6 +18,11 @@ Two fixtures matter to most files:
     cleanup run.  ``no_leaks.check(fn)`` runs ``fn`` repeatedly and asserts
     that neither greenlets nor gc-tracked objects grow with the number of
     runs (and, on debug builds, the total reference count).
+
+``GS_TEST_STACK_BOUNDS=direct`` in the environment makes this process, and
+every child ``run_in_subprocess`` starts, write CPython 3.14+'s C stack
+bounds directly, as greenlet does on 3.14.0, instead of through the API
+(tests/test_stack_bounds.py runs part of the suite that way).
 """
 
 import gc
@@ -33,6 +38,14 @@ import greenlet
 
 SUBPROCESS_TIMEOUT = 120
 
+FORCE_DIRECT_BOUNDS = os.environ.get("GS_TEST_STACK_BOUNDS") == "direct"
+# One line, so that line numbers in the child's code stay as written.
+FORCE_DIRECT_BOUNDS_PREFIX = (
+    "import greenlet._greenlet as _gs; "
+    "_gs._force_direct_stack_bounds(); del _gs")
+if FORCE_DIRECT_BOUNDS:
+    greenlet._greenlet._force_direct_stack_bounds()
+
 
 class SubprocessRunner:
     """Runs Python source in a child interpreter."""
@@ -41,8 +54,12 @@ class SubprocessRunner:
         env = dict(os.environ)
         # Make a fatal signal in the child print a Python traceback.
         env.setdefault("PYTHONFAULTHANDLER", "1")
+        code = textwrap.dedent(code)
+        if FORCE_DIRECT_BOUNDS:
+            separator = "" if code.startswith("\n") else "\n"
+            code = FORCE_DIRECT_BOUNDS_PREFIX + separator + code
         proc = subprocess.run(
-            [sys.executable, *python_args, "-c", textwrap.dedent(code)],
+            [sys.executable, *python_args, "-c", code],
             capture_output=True,
             text=True,
             timeout=timeout,
