@@ -1,4 +1,4 @@
-/* Context switch for AArch64, AAPCS64, ELF (Linux).
+/* Context switch for AArch64, AAPCS64: ELF (Linux) and Mach-O (macOS).
  *
  * Implements src/arch/switch.h: gs_swap(), gs_init() and the
  * gs_entry_trampoline that a fresh context starts in.
@@ -16,15 +16,16 @@
  * Deliberately not saved:
  *   - the caller-saved registers (x0-x18, v0-v7 and v16-v31, the upper 64
  *     bits of v8-v15, SVE z/p registers): the compiler already treats them
- *     as destroyed by a call to gs_swap. x18 is the platform register but
- *     a temporary on Linux;
+ *     as destroyed by a call to gs_swap. x18 is the platform register: a
+ *     temporary on Linux, reserved on macOS (below); no instruction here
+ *     uses it;
  *   - NZCV (undefined across calls) and FPSR, whose cumulative exception
  *     bits "are not preserved across a public interface" (6.1.2);
  *   - SME state (PSTATE.SM, ZA, TPIDR2_EL0): gs_swap is an ordinary
  *     non-streaming function, and nothing switches with ZA live;
- *   - the signal mask, the TLS base (TPIDR_EL0) and errno: they belong to
- *     the thread, which every context on it shares. Unlike swapcontext(3)
- *     this makes no system call;
+ *   - the signal mask, the TLS base (TPIDR_EL0; TPIDRRO_EL0 on macOS) and
+ *     errno: they belong to the thread, which every context on it shares.
+ *     Unlike swapcontext(3) this makes no system call;
  *   - return-address signing and GCS: see "Hardening" below.
  *
  * Alignment. SP mod 16 = 0 whenever memory is accessed through it and at
@@ -57,7 +58,7 @@
  *   x19        the entry function
  *   x29        0: a zero previous-frame address ends the frame-record
  *              chain (6.4.6), so frame-pointer walkers stop here
- *   x30        .Ltrampoline_resume, inside gs_entry_trampoline
+ *   x30        the trampoline_resume label, inside gs_entry_trampoline
  *   all else   0
  *
  * Hardening. With -mbranch-protection=bti or =standard
@@ -74,19 +75,42 @@
  * also switches control stacks. As the linked .so then claims no GCS
  * either, the loader knows it cannot run with one, instead of finding out
  * at the first switch.
+ *
+ * macOS. Apple's arm64 ABI ("Writing ARM64 code for Apple platforms") is
+ * AAPCS64 with a few platform choices. Those a switch could trip over:
+ *   - x18 is reserved to the platform: "don't use this register". It is
+ *     neither saved nor touched, so no context carries a stale x18 into
+ *     another;
+ *   - x29 must always address a valid frame record: gs_swap makes no call
+ *     and leaves x29 alone until it reloads the target's, and a fresh
+ *     context starts with x29 = 0, which ends the chain as on Linux;
+ *   - the callee-saved set (x19-x28, x29, x30 as the return address,
+ *     d8-d15) and FPCR are AAPCS64's, so the frame above and every
+ *     instruction are the same as on Linux: tests/test_arch_macho.py
+ *     checks that the Mach-O code bytes equal the ELF ones;
+ *   - arm64e, Apple's pointer-authentication ABI for system code, is not a
+ *     target: there `entry` would arrive as a signed pointer that a plain
+ *     `blr` cannot call. Plain arm64, which Python and its wheels use, has
+ *     no PAC or BTI in its ABI, so no landing pad or note is emitted unless
+ *     asked for (and the ELF-only note never).
+ * Object format: asm_macros.h gives the symbols Mach-O's leading
+ * underscore and .private_extern, and drops .type, .size and the GNU
+ * notes. The assembler turns each function's CFI into a compact unwind
+ * entry where that format can express it (gs_init: no frame) and
+ * otherwise into an entry that sends the unwinder to the FDE in
+ * __eh_frame (gs_swap, whose frame is not the compact format's x29-based
+ * one, and the trampoline, whose return address is undefined): macOS
+ * unwinders read the same CFI as Linux's.
  */
 
 #include "switch.h"
+#include "asm_macros.h"
 
         .text
 
 /* void *gs_swap(void **from, void *to, void *arg)
  *   x0 = from, x1 = to, x2 = arg; returns in x0. */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, %function
-        .p2align 4
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .cfi_startproc
 #if defined(__ARM_FEATURE_BTI_DEFAULT)
         bti     c
@@ -180,22 +204,18 @@ gs_swap:
         mov     x0, x2
         ret
         .cfi_endproc
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry)
  *   x0 = top, x1 = entry; returns the new context in x0. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, %function
-        .p2align 4
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
 #if defined(__ARM_FEATURE_BTI_DEFAULT)
         bti     c
 #endif
         and     x0, x0, #~15
         sub     x0, x0, #0xb0
-        adr     x9, .Ltrampoline_resume
+        adr     x9, GS_LOCAL(trampoline_resume)
         stp     xzr, x9, [x0, #0x00]    /* x29 = 0 ends frame-pointer
                                            chains; x30 = the trampoline */
         stp     x1, xzr, [x0, #0x10]    /* x19: the trampoline calls it */
@@ -211,34 +231,30 @@ gs_init:
         stp     x9, xzr, [x0, #0xa0]
         ret
         .cfi_endproc
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: x0 = that
  * swap's arg, x19 = entry, x29 = 0, sp = the aligned top of the stack.
  * There is no caller; the CFI says so, so that gdb, perf and libgcc's
  * unwinder end the backtrace here instead of reading past the stack top. */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, %function
-        .p2align 4
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .cfi_startproc
         .cfi_def_cfa sp, 0              /* CFA = the stack's aligned top */
         .cfi_undefined x30              /* no return address: outermost */
         /* Unwinders look up the FDE of a return address at address - 1,
          * where the call instruction normally is. The fresh frame's return
-         * address is .Ltrampoline_resume, so this instruction keeps
+         * address is trampoline_resume, so this instruction keeps
          * address - 1 inside this FDE (a profiler may sample the second
          * half of the first gs_swap into a context). */
         nop
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         blr     x19
         /* entry() must not return: there is nothing to return to. */
         brk     #0
         .cfi_endproc
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
-#if defined(__ARM_FEATURE_BTI_DEFAULT)
+#if defined(__ELF__) && defined(__ARM_FEATURE_BTI_DEFAULT)
 /* NT_GNU_PROPERTY_TYPE_0 note: GNU_PROPERTY_AARCH64_FEATURE_1_AND with only
  * GNU_PROPERTY_AARCH64_FEATURE_1_BTI set (see "Hardening" above). */
         .pushsection .note.gnu.property, "a"
@@ -255,4 +271,4 @@ gs_entry_trampoline:
         .popsection
 #endif
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END

@@ -1,4 +1,5 @@
-/* Context switch for x86-64, System V ABI, ELF (Linux). AT&T syntax.
+/* Context switch for x86-64, System V ABI: ELF (Linux) and Mach-O (macOS).
+ * AT&T syntax.
  *
  * Implements src/arch/switch.h: gs_swap(), gs_init() and the
  * gs_entry_trampoline that a fresh context starts in.
@@ -49,7 +50,8 @@
  *   r12            the entry function
  *   rbp            0, so frame-pointer walkers stop at the first frame
  *   r13-r15, rbx   0
- *   return address .Ltrampoline_resume, inside gs_entry_trampoline
+ *   return address the trampoline_resume label, inside
+ *                  gs_entry_trampoline
  *
  * Hardening. With -fcf-protection=branch or =full (__CET__ bit 0) both
  * callable entry points start with endbr64, and the file carries a GNU
@@ -63,19 +65,29 @@
  * switches shadow stacks. As the linked .so then claims no SHSTK either,
  * the loader knows it cannot run with a shadow stack, instead of finding
  * out at the first switch.
+ *
+ * macOS. Apple's x86-64 calling convention is the System V psABI's, with
+ * the same callee-saved registers, MXCSR and x87 control word and the
+ * same alignment, so the code is the same as on Linux. macOS has no CET:
+ * endbr64 appears only if a compiler defines __CET__, the ELF-only
+ * property note never. Object format: asm_macros.h gives the symbols
+ * Mach-O's leading underscore and .private_extern, and drops .type, .size
+ * and the GNU notes. The address of trampoline_resume that gs_init
+ * stores becomes a relocation against gs_entry_trampoline plus 1 (Mach-O
+ * x86-64 refers to a point inside a function through the function's
+ * symbol), which the linker resolves to the same address. The assembler
+ * emits no compact unwind entry for these functions, so unwinders use
+ * their FDEs in __eh_frame, the same CFI as on Linux.
  */
 
 #include "switch.h"
+#include "asm_macros.h"
 
         .text
 
 /* void *gs_swap(void **from, void *to, void *arg)
  *   rdi = from, rsi = to, rdx = arg; returns in rax. */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, @function
-        .p2align 4
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .cfi_startproc
 #if defined(__CET__) && (__CET__ & 1)
         endbr64
@@ -148,15 +160,11 @@ gs_swap:
          * trampoline, with rax = arg. */
         ret
         .cfi_endproc
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry)
  *   rdi = top, rsi = entry; returns the new context in rax. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, @function
-        .p2align 4
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
 #if defined(__CET__) && (__CET__ & 1)
         endbr64
@@ -178,39 +186,35 @@ gs_init:
         movq    %rsi, 0x20(%rax)        /* r12: the trampoline calls it */
         movq    %rcx, 0x28(%rax)        /* rbx */
         movq    %rcx, 0x30(%rax)        /* rbp: ends frame-pointer chains */
-        leaq    .Ltrampoline_resume(%rip), %rcx
+        leaq    GS_LOCAL(trampoline_resume)(%rip), %rcx
         movq    %rcx, 0x38(%rax)
         ret
         .cfi_endproc
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: rax = that
  * swap's arg, r12 = entry, rbp = 0, rsp = the aligned top of the stack.
  * There is no caller; the CFI says so, so that gdb, perf and libgcc's
  * unwinder end the backtrace here instead of reading past the stack top. */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, @function
-        .p2align 4
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .cfi_startproc
         .cfi_def_cfa %rsp, 0            /* CFA = the stack's aligned top */
         .cfi_undefined %rip             /* no return address: outermost */
         /* Unwinders look up the FDE of a return address at address - 1,
          * where the call instruction normally is. The fresh frame's return
-         * address is .Ltrampoline_resume, so this byte keeps address - 1
+         * address is trampoline_resume, so this byte keeps address - 1
          * inside this FDE (a profiler may sample the second half of the
          * first gs_swap into a context). */
         nop
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         movq    %rax, %rdi
         call    *%r12
         /* entry() must not return: there is nothing to return to. */
         ud2
         .cfi_endproc
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
-#if defined(__CET__) && (__CET__ & 1)
+#if defined(__ELF__) && defined(__CET__) && (__CET__ & 1)
 /* NT_GNU_PROPERTY_TYPE_0 note: GNU_PROPERTY_X86_FEATURE_1_AND with only
  * GNU_PROPERTY_X86_FEATURE_1_IBT set (see "Hardening" above). */
         .pushsection .note.gnu.property, "a"
@@ -226,4 +230,4 @@ gs_entry_trampoline:
         .popsection
 #endif
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END
