@@ -9,6 +9,11 @@ packages, so the two sides differ in greenlet alone.
 A venv is kept between runs and reused while what went into it is
 unchanged: the interpreter, the spec, and for a source tree a hash of the
 files that build it. Anything else rebuilds it.
+
+Offline (an interpreter in a chroot without network), `find_links` names a
+wheelhouse that wheelhouse.py filled: every pip call then gets `--no-index
+--find-links DIR`, the isolated build of our package included, so the
+wheelhouse holds meson-python and its requirements as well.
 """
 
 import hashlib
@@ -24,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 UPSTREAM_SPEC = "greenlet==3.5.6"     # newest upstream 3.x when this was written
 HELPERS = ("pyperf", "matplotlib")
+HELPERS_NO_PLOT = ("pyperf",)        # matplotlib may have no wheel offline
 STATE_FILE = "bench-state.json"
 
 # What builds our package: a change here means a rebuild. Benchmarks, docs
@@ -79,8 +85,15 @@ def venv_python(venv):
     return venv / "bin" / "python"
 
 
+def pip_source_args(find_links):
+    """pip options that take every package from the wheelhouse, if given."""
+    if not find_links:
+        return []
+    return ["--no-index", "--find-links", str(Path(find_links).resolve())]
+
+
 def ensure_venv(cache, label, python, spec, helpers=HELPERS, rebuild=False,
-                log=print):
+                log=print, find_links=None):
     """Return the python of venv `label` with `spec` installed, (re)building
     it when needed. Raises SetupError with the pip log's tail on failure."""
     info = interpreter_info(python)
@@ -126,13 +139,14 @@ def ensure_venv(cache, label, python, spec, helpers=HELPERS, rebuild=False,
             if venv.exists():
                 shutil.rmtree(venv)
             run([python, "-m", "venv", venv])
-            run([venv_python(venv), "-m", "pip", "install", "-q"] + list(helpers))
+            run([venv_python(venv), "-m", "pip", "install", "-q"] +
+                pip_source_args(find_links) + list(helpers))
         state_path.unlink(missing_ok=True)
         log("  installing %s into %s venv" % (spec, label))
         # --force-reinstall: the version number of a source tree does not
         # change while it is being worked on. --no-deps: greenlet has none.
         cmd = [venv_python(venv), "-m", "pip", "install", "--force-reinstall",
-               "--no-deps", spec]
+               "--no-deps"] + pip_source_args(find_links) + [spec]
         if _is_local_path(spec):
             # meson-python would otherwise build in a .mesonpy-* directory
             # inside the source tree. A fresh one each time: pip's isolated
@@ -160,8 +174,11 @@ def greenlet_in(python):
 def git_commit(repo=REPO):
     """Short commit of the repo, with '+dirty' if tracked files changed."""
     def git(*args):
-        r = subprocess.run(["git", "-C", str(repo)] + list(args), text=True,
-                           capture_output=True)
+        try:
+            r = subprocess.run(["git", "-C", str(repo)] + list(args),
+                               text=True, capture_output=True)
+        except OSError:     # no git at all (the pychroot has none)
+            return None
         return r.stdout.strip() if r.returncode == 0 else None
     commit = git("rev-parse", "--short=12", "HEAD")
     if not commit:

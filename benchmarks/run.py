@@ -4,6 +4,7 @@
     python3 benchmarks/run.py            # full run, about 10 minutes
     python3 benchmarks/run.py --quick    # smoke run, under a minute
     python3 benchmarks/run.py --help
+    python3 benchmarks/per_version.py    # depth 0/1000 on CPython 3.10-3.15
 
 Makes two venvs from one interpreter (envs.py): "ours" with this repository
 installed, "upstream" with the pinned upstream release. Every timed
@@ -452,6 +453,16 @@ def parse_args():
                         "100,000 with --quick)")
     p.add_argument("--rss-limit", type=float, default=0.5,
                    help="memory runs stop at this share of RAM (default 0.5)")
+    p.add_argument("--find-links", metavar="DIR",
+                   help="offline: install everything (pyperf, upstream, our "
+                        "build requirements) from this wheelhouse with pip "
+                        "--no-index; benchmarks/wheelhouse.py fills it")
+    p.add_argument("--no-plot", action="store_true",
+                   help="no switch-depth.png, and no matplotlib in the venvs "
+                        "(it may have no wheel for a new Python)")
+    p.add_argument("--commit",
+                   help="record this as the commit (where git is absent, "
+                        "e.g. inside the pychroot)")
     p.add_argument("--rebuild", action="store_true",
                    help="reinstall both venvs' greenlet even if unchanged")
     p.add_argument("--update-docs", action="store_true",
@@ -487,8 +498,10 @@ def main():
     try:
         for side, spec in (("upstream", args.upstream_spec),
                            ("ours", args.ours_spec)):
-            pythons[side] = envs.ensure_venv(cache, side, args.python, spec,
-                                             rebuild=args.rebuild, log=say)
+            pythons[side] = envs.ensure_venv(
+                cache, side, args.python, spec, rebuild=args.rebuild, log=say,
+                helpers=envs.HELPERS_NO_PLOT if args.no_plot else envs.HELPERS,
+                find_links=args.find_links)
             found[side] = envs.greenlet_in(pythons[side])
             found[side]["spec"] = spec
             say("  %-8s greenlet %s from %s" % (side, found[side]["version"],
@@ -507,7 +520,8 @@ def main():
     with open("/proc/loadavg") as f:
         loadavg = " ".join(f.read().split()[:3])
     env = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "commit": envs.git_commit(), "machine": envs.machine(),
+           "commit": args.commit or envs.git_commit(),
+           "machine": envs.machine(),
            "python": info["version"],
            "python_implementation": info["implementation"],
            "ours": found["ours"], "upstream": found["upstream"],
@@ -567,7 +581,7 @@ def main():
     say(text)
 
     plot = out / "switch-depth.png"
-    if any(r["depth"] is not None for r in records):
+    if not args.no_plot and any(r["depth"] is not None for r in records):
         r = subprocess.run([str(pythons["upstream"]), "-E", "-s",
                             str(HERE / "plot.py"), str(results_path), str(plot)],
                            text=True, capture_output=True, env=envs.clean_env())
