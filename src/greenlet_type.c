@@ -422,7 +422,7 @@ prepare_start(struct gs_thread *ts, struct gs_greenlet *target)
         &target->pystate, ts->tstate, target->stack.limit, target->stack.top);
     target->c_stack_top = c_stack_top;
     target->low_water = c_stack_top;
-    target->sp = gs_init(c_stack_top, greenlet_entry);
+    target->sp = gs_init(c_stack_top, greenlet_entry, target->stack.limit);
     return 0;
 }
 

@@ -38,3 +38,16 @@ def crossrun_for(arch):
             f"no {arch} cross compiler or qemu: run `crossrun setup {arch}`"
         )
     return tool
+
+
+def find_tool(*names):
+    """The first of `names` that exists, as a command on PATH or as an
+    absolute path; None if none does. Callers pass the result or its
+    absence to missing_cross()."""
+    for name in names:
+        if os.path.isabs(name):
+            if os.access(name, os.X_OK):
+                return name
+        elif shutil.which(name):
+            return shutil.which(name)
+    return None

@@ -56,7 +56,7 @@ static void *main_sp;
 static void *co_sp;
 static unsigned char stack[64 * 1024] __attribute__((aligned(16)));
 void *(*volatile swap_ptr)(void **, void *, void *) = gs_swap;
-void *(*volatile init_ptr)(uintptr_t, gs_entry_fn) = gs_init;
+void *(*volatile init_ptr)(uintptr_t, gs_entry_fn, uintptr_t) = gs_init;
 
 static void
 sys_exit(long status)
@@ -82,7 +82,8 @@ _start(void)
 {
     long got;
 
-    co_sp = init_ptr((uintptr_t)(stack + sizeof(stack)), entry);
+    co_sp = init_ptr((uintptr_t)(stack + sizeof(stack)), entry,
+                     (uintptr_t)stack);
     got = (long)swap_ptr(&main_sp, co_sp, (void *)41);
     got = (long)swap_ptr(&main_sp, co_sp, (void *)got);
     sys_exit(got == 43 ? 0 : 1);

@@ -206,8 +206,9 @@ GS_FUNCTION_BEGIN(gs_swap)
         .cfi_endproc
 GS_FUNCTION_END(gs_swap)
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   x0 = top, x1 = entry; returns the new context in x0. */
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   x0 = top, x1 = entry, x2 = limit (unused);
+ *   returns the new context in x0. */
 GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
 #if defined(__ARM_FEATURE_BTI_DEFAULT)

@@ -191,8 +191,9 @@ gs_swap:
         .fnend
         .size   gs_swap, . - gs_swap
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   r0 = top, r1 = entry; returns the new context in r0. A leaf that
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   r0 = top, r1 = entry, r2 = limit (unused);
+ *   returns the new context in r0. A leaf that
  *   touches no stack: its EHABI entry is the default, return through lr. */
         .globl  gs_init
         .hidden gs_init

@@ -169,8 +169,9 @@ gs_swap:
         .cfi_endproc
         .size   gs_swap, . - gs_swap
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   4(%esp) = top, 8(%esp) = entry; returns the new context in eax. */
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   4(%esp) = top, 8(%esp) = entry, 12(%esp) = limit
+ *   (unused); returns the new context in eax. */
         .globl  gs_init
         .hidden gs_init
         .type   gs_init, @function

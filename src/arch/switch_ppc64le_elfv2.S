@@ -400,8 +400,9 @@ gs_swap:
         .cfi_endproc
         .size   gs_swap, . - gs_swap
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   r3 = top, r4 = entry; returns the new context in r3. */
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   r3 = top, r4 = entry, r5 = limit (unused);
+ *   returns the new context in r3. */
         .globl  gs_init
         .hidden gs_init
         .type   gs_init, @function

@@ -220,8 +220,9 @@ gs_swap:
         .cfi_endproc
         .size   gs_swap, . - gs_swap
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   a0 = top, a1 = entry; returns the new context in a0. */
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   a0 = top, a1 = entry, a2 = limit (unused);
+ *   returns the new context in a0. */
         .globl  gs_init
         .hidden gs_init
         .type   gs_init, @function

@@ -190,8 +190,9 @@ gs_swap:
         .cfi_endproc
         .size   gs_swap, . - gs_swap
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   r2 = top, r3 = entry; returns the new context in r2. */
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   r2 = top, r3 = entry, r4 = limit (unused);
+ *   returns the new context in r2. */
         .globl  gs_init
         .hidden gs_init
         .type   gs_init, @function

@@ -162,8 +162,9 @@ GS_FUNCTION_BEGIN(gs_swap)
         .cfi_endproc
 GS_FUNCTION_END(gs_swap)
 
-/* void *gs_init(uintptr_t top, gs_entry_fn entry)
- *   rdi = top, rsi = entry; returns the new context in rax. */
+/* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
+ *   rdi = top, rsi = entry, rdx = limit (unused);
+ *   returns the new context in rax. */
 GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
 #if defined(__CET__) && (__CET__ & 1)

@@ -76,6 +76,7 @@ struct test_stack {
     void *map;
     size_t map_size;
     uintptr_t top;
+    uintptr_t limit;    /* lowest usable byte, just above the guard */
 };
 
 /* Map `size` usable bytes with a no-access guard page below them.
@@ -100,6 +101,7 @@ stack_map(struct test_stack *st, size_t size)
     st->map = map;
     st->map_size = map_size;
     st->top = (uintptr_t)map + map_size;
+    st->limit = (uintptr_t)map + page_size;
     return 0;
 }
 
@@ -153,7 +155,7 @@ test_pingpong_passes_values_both_ways(void)
         CHECK(!"stack_map");
         return;
     }
-    pingpong_sp = gs_init(st.top, pingpong_entry);
+    pingpong_sp = gs_init(st.top, pingpong_entry, st.limit);
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (i = 0; i < PINGPONG_ROUNDS; i++) {
         uintptr_t got = (uintptr_t)gs_swap(&main_sp, pingpong_sp,
@@ -195,7 +197,7 @@ test_arguments_round_trip_unchanged(void)
         CHECK(!"stack_map");
         return;
     }
-    echo_sp = gs_init(st.top, echo_entry);
+    echo_sp = gs_init(st.top, echo_entry, st.limit);
     /* The first value is also the first swap's: entry's argument. */
     for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
         CHECK(gs_swap(&main_sp, echo_sp, values[i]) == values[i]);
@@ -227,7 +229,8 @@ test_from_may_point_into_the_stack_being_left(void)
         CHECK(!"stack_map");
         return;
     }
-    slot = gs_swap(&main_sp, gs_init(st.top, local_slot_entry), NULL);
+    slot = gs_swap(&main_sp, gs_init(st.top, local_slot_entry, st.limit),
+                   NULL);
     CHECK((uintptr_t)slot < st.top);
     CHECK((uintptr_t)slot >= st.top - 64 * 1024);
     for (i = 0; i < 3; i++) {
@@ -752,7 +755,7 @@ test_callee_saved_registers_survive_a_swap(void)
         CHECK(!"stack_map");
         return;
     }
-    regs_sp = gs_init(st.top, regs_entry);
+    regs_sp = gs_init(st.top, regs_entry, st.limit);
     gs_swap(&main_sp, regs_sp, NULL);   /* runs up to its first probe */
     for (round = 0; round < 3; round++) {
         probe_fill(&p, 0xa5a5000000000000u + (uint64_t)round);
@@ -950,7 +953,7 @@ test_rounding_mode_is_per_context(void)
     CHECK(up.d > down.d);       /* the modes are observable at all */
     CHECK(up.ld > down.ld);
 
-    fp_sp = gs_init(st.top, fp_entry);
+    fp_sp = gs_init(st.top, fp_entry, st.limit);
     gs_swap(&main_sp, fp_sp, NULL);     /* it sets ROUND_UP and comes back */
     for (i = 0; i < 3; i++) {
         CHECK(get_rounding() == ROUND_DOWN);
@@ -991,7 +994,7 @@ test_new_context_starts_with_gs_init_callers_rounding_mode(void)
         return;
     }
     set_rounding(ROUND_ZERO);
-    inherit_sp = gs_init(st.top, inherit_entry);
+    inherit_sp = gs_init(st.top, inherit_entry, st.limit);
     set_rounding(ROUND_NEAREST);
     gs_swap(&main_sp, inherit_sp, NULL);
     CHECK(inherit_seen_mode == ROUND_ZERO);
@@ -1074,7 +1077,7 @@ test_entry_runs_on_an_abi_aligned_stack(void)
         struct align_report r;
 
         memset(&r, 0, sizeof(r));
-        align_sp = gs_init(st.top - 256 - skew, align_entry);
+        align_sp = gs_init(st.top - 256 - skew, align_entry, st.limit);
         gs_swap(&main_sp, align_sp, &r);
         CHECK((r.frame + FRAME_BIAS) % FRAME_ALIGN == 0);
         CHECK(r.local % 16 == 0);
@@ -1100,7 +1103,7 @@ test_init_writes_nothing_at_or_above_top(void)
     top = st.top - 128 - 5;     /* an unaligned top, 133 bytes below */
     above = (unsigned char *)top;
     memset(above, 0xa5, st.top - top);
-    align_sp = gs_init(top, align_entry);
+    align_sp = gs_init(top, align_entry, st.limit);
     gs_swap(&main_sp, align_sp, &r);    /* the context runs as well */
     for (i = 0; i < st.top - top; i++) {
         if (above[i] != 0xa5) {
@@ -1165,7 +1168,7 @@ test_deep_recursion_on_an_8_mib_stack(void)
     for (d = 0; d <= r.depth; d++) {
         expect += (unsigned char)(d + d % 1024);
     }
-    recursion_sp = gs_init(st.top, recursion_entry);
+    recursion_sp = gs_init(st.top, recursion_entry, st.limit);
     gs_swap(&main_sp, recursion_sp, &r);
     CHECK(r.sum == expect);
     CHECK(st.top - r.lowest >= 1024 * 1024);
@@ -1227,7 +1230,8 @@ test_ten_thousand_contexts_ping_pong(void)
             CHECK(!"mprotect");
             goto done;
         }
-        many_sp[i] = gs_init(top, many_entry);
+        many_sp[i] = gs_init(top, many_entry,
+                             top - MANY_STACK + page_size);
         if ((uintptr_t)gs_swap(&main_sp, many_sp[i], (void *)i) != i) {
             bad++;
         }
@@ -1282,7 +1286,7 @@ test_contexts_switch_directly_among_themselves(void)
             CHECK(!"stack_map");
             goto done;
         }
-        ring_sp[n] = gs_init(st[n].top, ring_entry);
+        ring_sp[n] = gs_init(st[n].top, ring_entry, st[n].limit);
         gs_swap(&main_sp, ring_sp[n], (void *)(uintptr_t)n);
     }
     for (i = 0; i < 1000; i++) {
@@ -1393,7 +1397,7 @@ test_unwind_backtrace_stops_at_the_trampoline(void)
         return;
     }
     memset(&bt, 0, sizeof(bt));
-    unwind_sp = gs_init(st.top, unwind_entry);
+    unwind_sp = gs_init(st.top, unwind_entry, st.limit);
     gs_swap(&main_sp, unwind_sp, &bt);
 #if defined(__arm__)
     /* libgcc's EHABI unwinder reads the trampoline's .cantunwind entry and
@@ -1463,7 +1467,7 @@ child_run_returning_entry(void)
     if (stack_map(&st, 64 * 1024) != 0) {
         _exit(100);
     }
-    gs_swap(&main_sp, gs_init(st.top, returning_entry), NULL);
+    gs_swap(&main_sp, gs_init(st.top, returning_entry, st.limit), NULL);
     _exit(101);     /* the trampoline fell through and came back here */
 }
 
