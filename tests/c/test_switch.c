@@ -1,4 +1,8 @@
-/* Tests of the context-switch primitive (src/arch/switch.h), with no Python.
+/* Tests of the context-switch primitive (src/arch/switch.h) on Linux and
+ * other POSIX systems, with no Python: the portable tests and their
+ * harness (switch_tests_portable.h), the platform layer they need, and
+ * what only POSIX has (a trap seen as a signal in a forked child,
+ * _Unwind_Backtrace).
  *
  * Each file compiles alone, natively or for another CPU under qemu:
  *   cc -O2 -Wall -Wextra -Isrc/arch tests/c/test_switch.c \
@@ -10,10 +14,7 @@
  * Arguments, if given, run only the tests whose names contain one of them
  * (tests/test_c_switch.py runs `test_switch unwind` under gdb).
  *
- * CHECK() records a failure and goes on; the exit status is 1 if any check
- * failed. Stacks come from mmap() here, not from src/stack.c, so that this
- * tests the switch alone. Every context a test starts is left suspended
- * forever (entry functions never return), and its stack is unmapped.
+ * Stacks come from mmap(), with a PROT_NONE guard page below `limit`.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* MAP_STACK, MAP_NORESERVE, REG_RIP */
@@ -21,10 +22,8 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -47,206 +46,8 @@
 __attribute__((visibility("hidden"))) extern const char
     gs_entry_trampoline[];
 
-/* ---- checks --------------------------------------------------------- */
-
-static int checks_total;
-static int checks_failed;
-
-static void
-check_at(int ok, const char *what, const char *func, int line)
-{
-    checks_total++;
-    if (!ok) {
-        checks_failed++;
-        fprintf(stderr, "test_switch.c:%d: %s: CHECK(%s) failed\n",
-                line, func, what);
-    }
-}
-
-#define CHECK(cond) check_at((cond) ? 1 : 0, #cond, __func__, __LINE__)
-
-/* ---- stacks --------------------------------------------------------- */
-
-static size_t page_size;
-
-/* The stack the test itself runs on, saved while a context runs. */
-static void *main_sp;
-
-struct test_stack {
-    void *map;
-    size_t map_size;
-    uintptr_t top;
-    uintptr_t limit;    /* lowest usable byte, just above the guard */
-};
-
-/* Map `size` usable bytes with a no-access guard page below them.
- * Returns 0, or -1 after printing why. */
-static int
-stack_map(struct test_stack *st, size_t size)
-{
-    size_t map_size = size + page_size;
-    void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
-                     -1, 0);
-
-    if (map == MAP_FAILED) {
-        perror("mmap");
-        return -1;
-    }
-    if (mprotect(map, page_size, PROT_NONE) != 0) {
-        perror("mprotect");
-        munmap(map, map_size);
-        return -1;
-    }
-    st->map = map;
-    st->map_size = map_size;
-    st->top = (uintptr_t)map + map_size;
-    st->limit = (uintptr_t)map + page_size;
-    return 0;
-}
-
-static void
-stack_unmap(struct test_stack *st)
-{
-    if (munmap(st->map, st->map_size) != 0) {
-        perror("munmap");
-    }
-}
-
-static double
-elapsed_ns(const struct timespec *start, const struct timespec *end)
-{
-    return (double)(end->tv_sec - start->tv_sec) * 1e9 +
-           (double)(end->tv_nsec - start->tv_nsec);
-}
-
-/* ---- ping-pong and arguments ---------------------------------------- */
-
-#define PINGPONG_ROUNDS 500000  /* two switches each: 1,000,000 switches */
-
-static void *pingpong_sp;
-static unsigned long pingpong_bad;
-
-/* Receives 1, 3, 5, ... and answers each with the next even number. */
-static void
-pingpong_entry(void *arg)
-{
-    uintptr_t expect = 1;
-    uintptr_t got = (uintptr_t)arg;
-
-    for (;;) {
-        if (got != expect) {
-            pingpong_bad++;
-        }
-        expect = got + 2;
-        got = (uintptr_t)gs_swap(&pingpong_sp, main_sp, (void *)(got + 1));
-    }
-}
-
-static void
-test_pingpong_passes_values_both_ways(void)
-{
-    struct test_stack st;
-    struct timespec start, end;
-    unsigned long bad = 0;
-    uintptr_t i;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    pingpong_sp = gs_init(st.top, pingpong_entry, st.limit);
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    for (i = 0; i < PINGPONG_ROUNDS; i++) {
-        uintptr_t got = (uintptr_t)gs_swap(&main_sp, pingpong_sp,
-                                           (void *)(2 * i + 1));
-        if (got != 2 * i + 2) {
-            bad++;
-        }
-    }
-    clock_gettime(CLOCK_MONOTONIC, &end);
-    CHECK(bad == 0);
-    CHECK(pingpong_bad == 0);
-    printf("     %d switches, %.1f ns per switch\n", 2 * PINGPONG_ROUNDS,
-           elapsed_ns(&start, &end) / (2.0 * PINGPONG_ROUNDS));
-    stack_unmap(&st);
-}
-
-static void *echo_sp;
-
-static void
-echo_entry(void *arg)
-{
-    for (;;) {
-        arg = gs_swap(&echo_sp, main_sp, arg);
-    }
-}
-
-static void
-test_arguments_round_trip_unchanged(void)
-{
-    static int some_object;
-    void *const values[] = {
-        NULL, &some_object, (void *)UINTPTR_MAX,
-        (void *)((uintptr_t)1 << (8 * sizeof(void *) - 1)), (void *)1,
-    };
-    struct test_stack st;
-    size_t i;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    echo_sp = gs_init(st.top, echo_entry, st.limit);
-    /* The first value is also the first swap's: entry's argument. */
-    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        CHECK(gs_swap(&main_sp, echo_sp, values[i]) == values[i]);
-    }
-    stack_unmap(&st);
-}
-
-/* Keeps its saved stack pointer in a local of its own stack, and hands the
- * test that local's address. */
-static void
-local_slot_entry(void *arg)
-{
-    void *self = NULL;
-
-    (void)arg;
-    for (;;) {
-        gs_swap(&self, main_sp, &self);
-    }
-}
-
-static void
-test_from_may_point_into_the_stack_being_left(void)
-{
-    struct test_stack st;
-    void **slot;
-    int i;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    slot = gs_swap(&main_sp, gs_init(st.top, local_slot_entry, st.limit),
-                   NULL);
-    CHECK((uintptr_t)slot < st.top);
-    CHECK((uintptr_t)slot >= st.top - 64 * 1024);
-    for (i = 0; i < 3; i++) {
-        CHECK(gs_swap(&main_sp, *slot, NULL) == slot);
-    }
-    stack_unmap(&st);
-}
-
-/* ---- callee-saved registers ----------------------------------------- */
-
-/* test_probe_swap(p) loads every callee-saved register from p->in, calls
- * gs_swap(p->from, p->to, NULL) with them live, and stores what the
- * registers hold after the swap returns in p->out; it restores its
- * caller's values before returning, as the ABI asks. It is written in
- * assembly because C cannot pin values in callee-saved registers across a
- * call. No CFI: nothing unwinds through it. */
+/* The callee-saved registers test_probe_swap() loads and reads back, per
+ * CPU (struct probe, in switch_tests_portable.h). */
 #if defined(__x86_64__)
 #define PROBE_NREGS 6
 static const char *const probe_names[PROBE_NREGS] = {
@@ -301,22 +102,61 @@ static const char *const probe_names[PROBE_NREGS] = {
 };
 #endif
 
-struct probe {
-    void **from;
-    void *to;
-    uint64_t in[PROBE_NREGS];
-    uint64_t out[PROBE_NREGS];
-};
+#include "switch_tests_portable.h"
 
-_Static_assert(offsetof(struct probe, to) == sizeof(void *),
-               "offsets in the asm below");
-_Static_assert(offsetof(struct probe, in) == 2 * sizeof(void *),
-               "offsets in the asm below");
-_Static_assert(offsetof(struct probe, out) ==
-                   2 * sizeof(void *) + 8 * PROBE_NREGS,
-               "offsets in the asm below");
+/* ---- the platform layer --------------------------------------------- */
 
-void test_probe_swap(struct probe *p);
+static int
+stack_guard(uintptr_t page)
+{
+    if (mprotect((void *)page, page_size, PROT_NONE) != 0) {
+        perror("mprotect");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+stack_alloc(struct test_stack *st, size_t size)
+{
+    size_t map_size = size + page_size;
+    void *map = mmap(NULL, map_size, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK,
+                     -1, 0);
+
+    if (map == MAP_FAILED) {
+        perror("mmap");
+        return -1;
+    }
+    if (stack_guard((uintptr_t)map) != 0) {
+        munmap(map, map_size);
+        return -1;
+    }
+    st->base = map;
+    st->size = map_size;
+    st->top = (uintptr_t)map + map_size;
+    st->limit = (uintptr_t)map + page_size;
+    return 0;
+}
+
+static void
+stack_free(struct test_stack *st)
+{
+    if (munmap(st->base, st->size) != 0) {
+        perror("munmap");
+    }
+}
+
+static double
+now_ns(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec * 1e9 + (double)now.tv_nsec;
+}
+
+/* ---- test_probe_swap, per CPU --------------------------------------- */
 
 #if defined(__x86_64__)
 /* in[] at 16: rbx rbp r12 r13 r14 r15; out[] at 64, same order. Seven
@@ -692,331 +532,12 @@ __asm__(
     "        .size   test_probe_swap, . - test_probe_swap\n");
 #endif
 
-/* Distinct, non-zero bit patterns per register and per `salt`. */
-static void
-probe_fill(struct probe *p, uint64_t salt)
-{
-    int i;
-
-    for (i = 0; i < PROBE_NREGS; i++) {
-        p->in[i] = (0x0101010101010101u * (uint64_t)(i + 1)) ^ salt;
-        p->out[i] = 0;
-    }
-}
-
-static int
-probe_mismatches(const struct probe *p, const char *who)
-{
-    int i, n = 0;
-
-    for (i = 0; i < PROBE_NREGS; i++) {
-        if (p->out[i] != p->in[i]) {
-            fprintf(stderr, "  %s: %s was %#llx, became %#llx\n", who,
-                    probe_names[i], (unsigned long long)p->in[i],
-                    (unsigned long long)p->out[i]);
-            n++;
-        }
-    }
-    return n;
-}
-
-static void *regs_sp;
-static int regs_other_mismatches;
-static int regs_other_rounds;
-
-/* The other side: holds its own patterns in every callee-saved register
- * each time it swaps back, and checks them when resumed. */
-static void
-regs_entry(void *arg)
-{
-    struct probe p;
-    uint64_t salt = 0x5a5a000000000000u;
-
-    (void)arg;
-    for (;;) {
-        probe_fill(&p, salt);
-        p.from = &regs_sp;
-        p.to = main_sp;
-        test_probe_swap(&p);
-        regs_other_mismatches += probe_mismatches(&p, "other context");
-        regs_other_rounds++;
-        salt += 0x0000000100000001u;
-    }
-}
-
-static void
-test_callee_saved_registers_survive_a_swap(void)
-{
-    struct test_stack st;
-    struct probe p;
-    int round, mismatches = 0;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    regs_sp = gs_init(st.top, regs_entry, st.limit);
-    gs_swap(&main_sp, regs_sp, NULL);   /* runs up to its first probe */
-    for (round = 0; round < 3; round++) {
-        probe_fill(&p, 0xa5a5000000000000u + (uint64_t)round);
-        p.from = &main_sp;
-        p.to = regs_sp;
-        test_probe_swap(&p);
-        mismatches += probe_mismatches(&p, "test context");
-    }
-    CHECK(mismatches == 0);
-    CHECK(regs_other_rounds == 3);
-    CHECK(regs_other_mismatches == 0);
-    stack_unmap(&st);
-}
-
-/* ---- FP control state ----------------------------------------------- */
-
-enum rounding { ROUND_NEAREST, ROUND_UP, ROUND_DOWN, ROUND_ZERO };
-
-/* What fesetround() does, without needing -lm, on both control registers
- * where x86 has two: MXCSR for SSE (double on x86-64; on i386 only built
- * with __SSE__) and the x87 control word (long double; every float type
- * on i386 without -mfpmath=sse). Encodings: x86 RC 0 nearest, 1 down,
- * 2 up, 3 zero; AArch64 FPCR.RMode and Arm FPSCR.RMode 0 nearest, 1 up,
- * 2 down, 3 zero. */
-static void
-set_rounding(enum rounding mode)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    static const unsigned rc[] = {0, 2, 1, 3};
-    unsigned short cw;
-#if defined(__SSE__)
-    unsigned int mxcsr;
-
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    mxcsr = (mxcsr & ~0x6000u) | (rc[mode] << 13);
-    __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
-#endif
-    __asm__ volatile("fnstcw %0" : "=m"(cw));
-    cw = (unsigned short)((cw & ~0x0c00u) | (rc[mode] << 10));
-    __asm__ volatile("fldcw %0" : : "m"(cw));
-#elif defined(__arm__)
-    uint32_t fpscr;
-
-    __asm__ volatile("vmrs %0, fpscr" : "=r"(fpscr));
-    fpscr = (fpscr & ~((uint32_t)3 << 22)) | ((uint32_t)mode << 22);
-    __asm__ volatile("vmsr fpscr, %0" : : "r"(fpscr));
-#elif defined(__riscv)
-    /* frm: 0 nearest, 1 zero, 2 down, 3 up. */
-    static const unsigned rm[] = {0, 3, 2, 1};
-
-    __asm__ volatile("fsrm %0" : : "r"(rm[mode]));
-#elif defined(__powerpc64__)
-    /* FPSCR RN (its 2 lowest bits): 0 nearest, 1 zero, 2 up, 3 down;
-     * mtfsf 0x01 writes field 7 (XE, NI, RN) and nothing else. */
-    static const unsigned rn[] = {0, 2, 3, 1};
-    union {
-        double d;
-        uint64_t u;
-    } fpscr;
-
-    __asm__ volatile("mffs %0" : "=d"(fpscr.d));
-    fpscr.u = (fpscr.u & ~(uint64_t)3) | rn[mode];
-    __asm__ volatile("mtfsf 0x01, %0" : : "d"(fpscr.d));
-#elif defined(__s390x__)
-    /* FPC BFP rounding mode (its 3 lowest bits): 0 nearest, 1 zero,
-     * 2 up, 3 down. */
-    static const unsigned rm[] = {0, 2, 3, 1};
-    unsigned int fpc;
-
-    __asm__ volatile("efpc %0" : "=d"(fpc));
-    fpc = (fpc & ~7u) | rm[mode];
-    __asm__ volatile("sfpc %0" : : "d"(fpc));
-#else
-    uint64_t fpcr;
-
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-    fpcr = (fpcr & ~((uint64_t)3 << 22)) | ((uint64_t)mode << 22);
-    __asm__ volatile("msr fpcr, %0" : : "r"(fpcr));
-#endif
-}
-
-/* The mode, or -1 if x86's two control registers disagree. */
-static int
-get_rounding(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    static const int mode[] = {ROUND_NEAREST, ROUND_DOWN, ROUND_UP,
-                               ROUND_ZERO};
-    unsigned short cw;
-
-    __asm__ volatile("fnstcw %0" : "=m"(cw));
-#if defined(__SSE__)
-    {
-        unsigned int mxcsr;
-
-        __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-        if (((mxcsr >> 13) & 3) != ((cw >> 10) & 3u)) {
-            return -1;
-        }
-    }
-#endif
-    return mode[(cw >> 10) & 3];
-#elif defined(__arm__)
-    uint32_t fpscr;
-
-    __asm__ volatile("vmrs %0, fpscr" : "=r"(fpscr));
-    return (int)((fpscr >> 22) & 3);
-#elif defined(__riscv)
-    static const int mode[] = {ROUND_NEAREST, ROUND_ZERO, ROUND_DOWN,
-                               ROUND_UP};
-    unsigned long frm;
-
-    __asm__ volatile("frrm %0" : "=r"(frm));
-    return frm < 4 ? mode[frm] : -1;    /* 4 is round to max magnitude */
-#elif defined(__powerpc64__)
-    static const int mode[] = {ROUND_NEAREST, ROUND_ZERO, ROUND_UP,
-                               ROUND_DOWN};
-    union {
-        double d;
-        uint64_t u;
-    } fpscr;
-
-    __asm__ volatile("mffs %0" : "=d"(fpscr.d));
-    return mode[fpscr.u & 3];
-#elif defined(__s390x__)
-    static const int mode[] = {ROUND_NEAREST, ROUND_ZERO, ROUND_UP,
-                               ROUND_DOWN};
-    unsigned int fpc;
-
-    __asm__ volatile("efpc %0" : "=d"(fpc));
-    return (fpc & 7) < 4 ? mode[fpc & 7] : -1;
-#else
-    uint64_t fpcr;
-
-    __asm__ volatile("mrs %0, fpcr" : "=r"(fpcr));
-    return (int)((fpcr >> 22) & 3);
-#endif
-}
-
-/* 1/3 as the current rounding mode computes it, in double and (on x86,
- * through the x87 unit) in long double. */
-struct third {
-    double d;
-    long double ld;
-};
-
-static struct third
-compute_third(void)
-{
-    volatile double one = 1.0, three = 3.0;
-    volatile long double lone = 1.0L, lthree = 3.0L;
-    struct third t;
-
-    t.d = one / three;
-    t.ld = lone / lthree;
-    return t;
-}
-
-static void *fp_sp;
-static int fp_seen_mode[3];
-static struct third fp_seen_third[3];
-
-/* Runs with rounding upward; records what it sees each time it resumes. */
-static void
-fp_entry(void *arg)
-{
-    int i;
-
-    (void)arg;
-    set_rounding(ROUND_UP);
-    for (i = 0;; i++) {
-        gs_swap(&fp_sp, main_sp, NULL);
-        if (i < 3) {
-            fp_seen_mode[i] = get_rounding();
-            fp_seen_third[i] = compute_third();
-        }
-    }
-}
-
-static void
-test_rounding_mode_is_per_context(void)
-{
-    struct test_stack st;
-    struct third up, down, mine;
-    int i;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    set_rounding(ROUND_UP);
-    up = compute_third();
-    set_rounding(ROUND_DOWN);
-    down = compute_third();
-    CHECK(up.d > down.d);       /* the modes are observable at all */
-    CHECK(up.ld > down.ld);
-
-    fp_sp = gs_init(st.top, fp_entry, st.limit);
-    gs_swap(&main_sp, fp_sp, NULL);     /* it sets ROUND_UP and comes back */
-    for (i = 0; i < 3; i++) {
-        CHECK(get_rounding() == ROUND_DOWN);
-        mine = compute_third();
-        CHECK(mine.d == down.d);
-        CHECK(mine.ld == down.ld);
-        gs_swap(&main_sp, fp_sp, NULL);
-        CHECK(fp_seen_mode[i] == ROUND_UP);
-        CHECK(fp_seen_third[i].d == up.d);
-        CHECK(fp_seen_third[i].ld == up.ld);
-    }
-    set_rounding(ROUND_NEAREST);
-    stack_unmap(&st);
-}
-
-static int inherit_seen_mode;
-static void *inherit_sp;
-
-static void
-inherit_entry(void *arg)
-{
-    (void)arg;
-    inherit_seen_mode = get_rounding();
-    for (;;) {
-        gs_swap(&inherit_sp, main_sp, NULL);
-    }
-}
-
-/* switch_*.S documents the choice: gs_init copies its caller's control
- * state into the fresh frame. */
-static void
-test_new_context_starts_with_gs_init_callers_rounding_mode(void)
-{
-    struct test_stack st;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    set_rounding(ROUND_ZERO);
-    inherit_sp = gs_init(st.top, inherit_entry, st.limit);
-    set_rounding(ROUND_NEAREST);
-    gs_swap(&main_sp, inherit_sp, NULL);
-    CHECK(inherit_seen_mode == ROUND_ZERO);
-    CHECK(get_rounding() == ROUND_NEAREST);
-    stack_unmap(&st);
-}
-
-/* ---- the fresh stack ------------------------------------------------ */
-
-struct align_report {
-    uintptr_t frame;
-    uintptr_t local;
-    char text[32];
-};
-
-static void *align_sp;
+/* ---- entry alignment ------------------------------------------------ */
 
 /* The frame address is sp after the prologue's frame-pointer push (x86)
  * or frame-record store (AArch64): a multiple of 16 if entry was called
- * with the ABI's alignment. A 16-aligned local checks what the compiler
- * assumed, and snprintf of a double on x86 uses aligned SSE stores.
- * FRAME_BIAS + frame must be a multiple of FRAME_ALIGN. */
+ * with the ABI's alignment. FRAME_BIAS + frame must be a multiple of
+ * FRAME_ALIGN. */
 #if defined(__i386__)
 /* ebp after `push %ebp`: the call's 16-aligned esp less the return
  * address and the saved ebp. */
@@ -1037,14 +558,11 @@ static void *align_sp;
 #define FRAME_BIAS 0
 #endif
 
-static void
+void
 align_entry(void *arg)
 {
     struct align_report *r = arg;
-    _Alignas(16) volatile char local[16];
-    volatile double value = 2.5;
 
-    local[0] = 1;
 #if defined(__arm__)
     __asm__ volatile("mov %0, sp" : "=r"(r->frame));
 #elif defined(__riscv)
@@ -1055,251 +573,14 @@ align_entry(void *arg)
 #else
     r->frame = (uintptr_t)__builtin_frame_address(0);
 #endif
-    r->local = (uintptr_t)&local[0];
-    snprintf(r->text, sizeof(r->text), "%.3f|%g", value, value * 4);
-    for (;;) {
-        gs_swap(&align_sp, main_sp, NULL);
-    }
+    align_entry_body(r);
 }
 
 static void
-test_entry_runs_on_an_abi_aligned_stack(void)
+check_entry_frame(const struct align_report *r, uintptr_t top)
 {
-    struct test_stack st;
-    uintptr_t skew;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    /* gs_init aligns `top` down whatever its low bits. */
-    for (skew = 0; skew < 16; skew += 3) {
-        struct align_report r;
-
-        memset(&r, 0, sizeof(r));
-        align_sp = gs_init(st.top - 256 - skew, align_entry, st.limit);
-        gs_swap(&main_sp, align_sp, &r);
-        CHECK((r.frame + FRAME_BIAS) % FRAME_ALIGN == 0);
-        CHECK(r.local % 16 == 0);
-        CHECK(r.frame < st.top - 256 - skew);
-        CHECK(strcmp(r.text, "2.500|10") == 0);
-    }
-    stack_unmap(&st);
-}
-
-static void
-test_init_writes_nothing_at_or_above_top(void)
-{
-    struct test_stack st;
-    struct align_report r;
-    unsigned char *above;
-    uintptr_t top;
-    size_t i, bad = 0;
-
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    top = st.top - 128 - 5;     /* an unaligned top, 133 bytes below */
-    above = (unsigned char *)top;
-    memset(above, 0xa5, st.top - top);
-    align_sp = gs_init(top, align_entry, st.limit);
-    gs_swap(&main_sp, align_sp, &r);    /* the context runs as well */
-    for (i = 0; i < st.top - top; i++) {
-        if (above[i] != 0xa5) {
-            bad++;
-        }
-    }
-    CHECK(bad == 0);
-    stack_unmap(&st);
-}
-
-struct recursion {
-    unsigned depth;
-    uintptr_t lowest;   /* lowest local address reached */
-    uint64_t sum;
-};
-
-static void *recursion_sp;
-
-/* About 1 KiB of stack per level, all of it written. */
-static __attribute__((noinline)) uint64_t
-recurse(unsigned depth, uintptr_t *lowest)
-{
-    volatile unsigned char buf[1024];
-    uint64_t below;
-    unsigned i;
-
-    for (i = 0; i < sizeof(buf); i++) {
-        buf[i] = (unsigned char)(depth + i);
-    }
-    if ((uintptr_t)buf < *lowest) {
-        *lowest = (uintptr_t)buf;
-    }
-    below = depth > 0 ? recurse(depth - 1, lowest) : 0;
-    return below + buf[depth % sizeof(buf)];
-}
-
-static void
-recursion_entry(void *arg)
-{
-    struct recursion *r = arg;
-
-    r->lowest = UINTPTR_MAX;
-    r->sum = recurse(r->depth, &r->lowest);
-    for (;;) {
-        gs_swap(&recursion_sp, main_sp, NULL);
-    }
-}
-
-static void
-test_deep_recursion_on_an_8_mib_stack(void)
-{
-    struct test_stack st;
-    struct recursion r;
-    uint64_t expect = 0;
-    unsigned d;
-
-    if (stack_map(&st, 8 * 1024 * 1024) != 0) {
-        CHECK(!"stack_map");
-        return;
-    }
-    r.depth = 3000;             /* about 3 MiB */
-    for (d = 0; d <= r.depth; d++) {
-        expect += (unsigned char)(d + d % 1024);
-    }
-    recursion_sp = gs_init(st.top, recursion_entry, st.limit);
-    gs_swap(&main_sp, recursion_sp, &r);
-    CHECK(r.sum == expect);
-    CHECK(st.top - r.lowest >= 1024 * 1024);
-    printf("     %.2f MiB of stack used\n",
-           (double)(st.top - r.lowest) / (1024 * 1024));
-    stack_unmap(&st);
-}
-
-/* ---- many contexts -------------------------------------------------- */
-
-#define MANY 10000
-#define MANY_STACK (32 * 1024)
-#define MANY_ROUNDS 3
-
-static void **many_sp;
-static unsigned long many_bad;
-
-/* Announces its id, then answers (id, round) with (id, round) + 1. The
- * locals live on its own stack, so a mix-up of stacks shows. */
-static void
-many_entry(void *arg)
-{
-    uintptr_t id = (uintptr_t)arg;
-    uintptr_t round = 0;
-    uintptr_t got = (uintptr_t)gs_swap(&many_sp[id], main_sp, (void *)id);
-
-    for (;;) {
-        if (got != id * 16 + round) {
-            many_bad++;
-        }
-        round++;
-        got = (uintptr_t)gs_swap(&many_sp[id], main_sp, (void *)(got + 1));
-    }
-}
-
-static void
-test_ten_thousand_contexts_ping_pong(void)
-{
-    struct test_stack st;
-    unsigned long bad = 0;
-    uintptr_t i, round;
-
-    many_sp = calloc(MANY, sizeof(*many_sp));
-    if (many_sp == NULL) {
-        CHECK(!"calloc");
-        return;
-    }
-    /* One mapping, then a guard page at the low end of each stack. */
-    if (stack_map(&st, (size_t)MANY * MANY_STACK) != 0) {
-        CHECK(!"stack_map");
-        free(many_sp);
-        return;
-    }
-    for (i = 0; i < MANY; i++) {
-        uintptr_t top = st.top - i * MANY_STACK;
-
-        if (mprotect((void *)(top - MANY_STACK), page_size, PROT_NONE) != 0) {
-            perror("mprotect");
-            CHECK(!"mprotect");
-            goto done;
-        }
-        many_sp[i] = gs_init(top, many_entry,
-                             top - MANY_STACK + page_size);
-        if ((uintptr_t)gs_swap(&main_sp, many_sp[i], (void *)i) != i) {
-            bad++;
-        }
-    }
-    for (round = 0; round < MANY_ROUNDS; round++) {
-        for (i = 0; i < MANY; i++) {
-            uintptr_t v = i * 16 + round;
-
-            if ((uintptr_t)gs_swap(&main_sp, many_sp[i], (void *)v) !=
-                    v + 1) {
-                bad++;
-            }
-        }
-    }
-    CHECK(bad == 0);
-    CHECK(many_bad == 0);
-done:
-    stack_unmap(&st);
-    free(many_sp);
-    many_sp = NULL;
-}
-
-#define RING 3
-
-static void *ring_sp[RING];
-
-/* Each member passes the token, plus one, straight to the next member;
- * the last one passes it back to the test. */
-static void
-ring_entry(void *arg)
-{
-    uintptr_t me = (uintptr_t)arg;
-    uintptr_t token = (uintptr_t)gs_swap(&ring_sp[me], main_sp, NULL);
-
-    for (;;) {
-        void *next = me + 1 < RING ? ring_sp[me + 1] : main_sp;
-
-        token = (uintptr_t)gs_swap(&ring_sp[me], next, (void *)(token + 1));
-    }
-}
-
-static void
-test_contexts_switch_directly_among_themselves(void)
-{
-    struct test_stack st[RING];
-    unsigned long bad = 0;
-    uintptr_t i;
-    int n;
-
-    for (n = 0; n < RING; n++) {
-        if (stack_map(&st[n], 64 * 1024) != 0) {
-            CHECK(!"stack_map");
-            goto done;
-        }
-        ring_sp[n] = gs_init(st[n].top, ring_entry, st[n].limit);
-        gs_swap(&main_sp, ring_sp[n], (void *)(uintptr_t)n);
-    }
-    for (i = 0; i < 1000; i++) {
-        if ((uintptr_t)gs_swap(&main_sp, ring_sp[0], (void *)(i * 10)) !=
-                i * 10 + RING) {
-            bad++;
-        }
-    }
-    CHECK(bad == 0);
-done:
-    while (n-- > 0) {
-        stack_unmap(&st[n]);
-    }
+    CHECK((r->frame + FRAME_BIAS) % FRAME_ALIGN == 0);
+    CHECK(r->frame < top);
 }
 
 /* ---- unwinding ------------------------------------------------------ */
@@ -1392,8 +673,8 @@ test_unwind_backtrace_stops_at_the_trampoline(void)
     struct backtrace bt;
     int i, saw_entry = 0;
 
-    if (stack_map(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_map");
+    if (stack_alloc(&st, 64 * 1024) != 0) {
+        CHECK(!"stack_alloc");
         return;
     }
     memset(&bt, 0, sizeof(bt));
@@ -1431,7 +712,7 @@ test_unwind_backtrace_stops_at_the_trampoline(void)
     CHECK(bt.frames > 0 &&
           bt.func[bt.frames - 1] == (const void *)gs_entry_trampoline);
 #endif
-    stack_unmap(&st);
+    stack_free(&st);
 }
 
 /* ---- an entry that returns ------------------------------------------ */
@@ -1464,7 +745,7 @@ child_run_returning_entry(void)
     struct test_stack st;
 
     setrlimit(RLIMIT_CORE, &no_core);
-    if (stack_map(&st, 64 * 1024) != 0) {
+    if (stack_alloc(&st, 64 * 1024) != 0) {
         _exit(100);
     }
     gs_swap(&main_sp, gs_init(st.top, returning_entry, st.limit), NULL);
@@ -1567,70 +848,18 @@ test_trap_is_raised_inside_the_trampoline(void)
 
 /* ---- driver --------------------------------------------------------- */
 
-struct test {
-    const char *name;
-    void (*run)(void);
-};
-
-#define TEST(fn) {#fn, fn}
-
-static const struct test tests[] = {
-    TEST(test_pingpong_passes_values_both_ways),
-    TEST(test_arguments_round_trip_unchanged),
-    TEST(test_from_may_point_into_the_stack_being_left),
-    TEST(test_callee_saved_registers_survive_a_swap),
-    TEST(test_rounding_mode_is_per_context),
-    TEST(test_new_context_starts_with_gs_init_callers_rounding_mode),
-    TEST(test_entry_runs_on_an_abi_aligned_stack),
-    TEST(test_init_writes_nothing_at_or_above_top),
-    TEST(test_deep_recursion_on_an_8_mib_stack),
-    TEST(test_ten_thousand_contexts_ping_pong),
-    TEST(test_contexts_switch_directly_among_themselves),
+static const struct test posix_tests[] = {
     TEST(test_unwind_backtrace_stops_at_the_trampoline),
     TEST(test_returning_entry_traps),
     TEST(test_trap_is_raised_inside_the_trampoline),
 };
 
-static int
-selected(const char *name, int argc, char **argv)
-{
-    int i;
-
-    if (argc < 2) {
-        return 1;
-    }
-    for (i = 1; i < argc; i++) {
-        if (strstr(name, argv[i]) != NULL) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
-    size_t i;
-    int ran = 0;
-
     page_size = (size_t)sysconf(_SC_PAGESIZE);
     setvbuf(stdout, NULL, _IOLBF, 0);
-    for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        int failed_before = checks_failed;
-
-        if (!selected(tests[i].name, argc, argv)) {
-            continue;
-        }
-        tests[i].run();
-        ran++;
-        printf("%s %s\n", checks_failed == failed_before ? "ok  " : "FAIL",
-               tests[i].name);
-    }
-    if (ran == 0) {
-        fprintf(stderr, "test_switch: no test matches the arguments\n");
-        return 2;
-    }
-    printf("test_switch: %d tests, %d checks, %d failed\n", ran,
-           checks_total, checks_failed);
-    return checks_failed != 0;
+    return run_tests("test_switch", posix_tests,
+                     sizeof(posix_tests) / sizeof(posix_tests[0]), argc,
+                     argv);
 }

@@ -1,5 +1,9 @@
 /* Tests of the Windows x64 context switch (src/arch/switch_x86_64_ms.S),
- * with no Python. Built with mingw-w64 and run on Windows or under Wine:
+ * with no Python: the portable tests and their harness
+ * (switch_tests_portable.h), the platform layer they need, and what only
+ * Windows has (the TEB's stack fields, unwinding by .pdata, vectored and
+ * C++ exceptions, fatal cases in child processes). Built with mingw-w64
+ * and run on Windows or under Wine:
  *   x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Isrc/arch \
  *       tests/c/test_switch_win64.c src/arch/switch_x86_64_ms.S \
  *       -o test_switch_win64.exe && wine test_switch_win64.exe
@@ -12,18 +16,13 @@
  * the tests that need one start the test binary itself that way with
  * CreateProcess and check how it ended.
  *
- * CHECK() records a failure and goes on; the exit status is 1 if any check
- * failed. Stacks come from VirtualAlloc() with a PAGE_NOACCESS guard page
- * below `limit` (and, for the overflow case, PAGE_GUARD pages above it).
- * Every context a test starts is left suspended forever (entry functions
- * never return), and its stack is freed.
+ * Stacks come from VirtualAlloc() with a PAGE_NOACCESS guard page below
+ * `limit` (and, for the overflow case, PAGE_GUARD pages above it).
  */
 #include <windows.h>
 
-#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "switch.h"
@@ -42,64 +41,37 @@ int gs_test_cxx_catch(int depth, int *destructors);
 void gs_test_cxx_throw(void);
 #endif
 
-/* TEB offsets: NT_TIB.Self, which gives the NT_TIB fields through
- * <winnt.h>'s struct, and DeallocationStack, which no public header has. */
-#define TEB_SELF 0x30
-#define TEB_DEALLOCATION_STACK 0x1478
-
-/* A TEB word. Not NtCurrentTeb() or __readgsqword(): GCC 12's
- * -Warray-bounds misreads mingw-w64's inline versions of them. */
-static inline uintptr_t
-teb_word(uintptr_t offset)
-{
-    uintptr_t value;
-
-    __asm__ volatile("movq %%gs:(%1), %0" : "=r"(value) : "r"(offset));
-    return value;
-}
-
-static inline NT_TIB *
-current_tib(void)
-{
-    return (NT_TIB *)teb_word(TEB_SELF);
-}
-
-/* ---- checks --------------------------------------------------------- */
-
-static int checks_total;
-static int checks_failed;
-
-static void
-check_at(int ok, const char *what, const char *func, int line)
-{
-    checks_total++;
-    if (!ok) {
-        checks_failed++;
-        fprintf(stderr, "test_switch_win64.c:%d: %s: CHECK(%s) failed\n",
-                line, func, what);
-    }
-}
-
-#define CHECK(cond) check_at((cond) ? 1 : 0, #cond, __func__, __LINE__)
-
-/* ---- stacks --------------------------------------------------------- */
-
-static size_t page_size;
-
-/* The stack the test itself runs on, saved while a context runs. */
-static void *main_sp;
-
-struct test_stack {
-    void *base;
-    uintptr_t top;
-    uintptr_t limit;    /* lowest usable byte, just above the guard */
+/* The nonvolatile registers test_probe_swap() loads and reads back
+ * (struct probe, in switch_tests_portable.h); an xmm register takes two
+ * slots, its low half first. */
+#define PROBE_NREGS 28
+static const char *const probe_names[PROBE_NREGS] = {
+    "rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15",
+    "xmm6[0]", "xmm6[1]", "xmm7[0]", "xmm7[1]", "xmm8[0]", "xmm8[1]",
+    "xmm9[0]", "xmm9[1]", "xmm10[0]", "xmm10[1]", "xmm11[0]", "xmm11[1]",
+    "xmm12[0]", "xmm12[1]", "xmm13[0]", "xmm13[1]", "xmm14[0]",
+    "xmm14[1]", "xmm15[0]", "xmm15[1]",
 };
 
-/* Commit `size` usable bytes with a PAGE_NOACCESS guard page below them.
- * Optionally: `below` more read-write bytes under the guard page, and
- * `soft_guard` pages at the bottom of the usable range made PAGE_GUARD,
- * as at the end of a thread's stack. Returns 0, or -1 after printing
- * why. */
+#include "switch_tests_portable.h"
+
+/* ---- the platform layer --------------------------------------------- */
+
+static int
+stack_guard(uintptr_t page)
+{
+    DWORD old;
+
+    if (!VirtualProtect((void *)page, page_size, PAGE_NOACCESS, &old)) {
+        fprintf(stderr, "VirtualProtect: error %lu\n", GetLastError());
+        return -1;
+    }
+    return 0;
+}
+
+/* stack_alloc() with, optionally, `below` more read-write bytes under the
+ * guard page, and `soft_guard` pages at the bottom of the usable range
+ * made PAGE_GUARD, as at the end of a thread's stack. */
 static int
 stack_alloc_ex(struct test_stack *st, size_t size, size_t below,
                size_t soft_guard)
@@ -113,15 +85,19 @@ stack_alloc_ex(struct test_stack *st, size_t size, size_t below,
         fprintf(stderr, "VirtualAlloc: error %lu\n", GetLastError());
         return -1;
     }
-    if (!VirtualProtect(base + below, page_size, PAGE_NOACCESS, &old) ||
-        (soft_guard > 0 &&
-         !VirtualProtect(base + below + page_size, soft_guard * page_size,
-                         PAGE_READWRITE | PAGE_GUARD, &old))) {
+    if (stack_guard((uintptr_t)base + below) != 0) {
+        VirtualFree(base, 0, MEM_RELEASE);
+        return -1;
+    }
+    if (soft_guard > 0 &&
+        !VirtualProtect(base + below + page_size, soft_guard * page_size,
+                        PAGE_READWRITE | PAGE_GUARD, &old)) {
         fprintf(stderr, "VirtualProtect: error %lu\n", GetLastError());
         VirtualFree(base, 0, MEM_RELEASE);
         return -1;
     }
     st->base = base;
+    st->size = total;
     st->top = (uintptr_t)base + total;
     st->limit = (uintptr_t)base + below + page_size;
     return 0;
@@ -141,200 +117,20 @@ stack_free(struct test_stack *st)
     }
 }
 
-/* The running stack's bounds, as the system sees them. */
-struct bounds {
-    uintptr_t base, limit, deallocation;    /* from the TEB */
-    ULONG_PTR api_low, api_high;            /* GetCurrentThreadStackLimits */
-    void *fiber_data;
-    void *exception_list;
-};
-
-static void
-read_bounds(struct bounds *b)
+static double
+now_ns(void)
 {
-    NT_TIB *tib = current_tib();
+    LARGE_INTEGER freq, now;
 
-    b->base = (uintptr_t)tib->StackBase;
-    b->limit = (uintptr_t)tib->StackLimit;
-    b->deallocation = teb_word(TEB_DEALLOCATION_STACK);
-    b->fiber_data = tib->FiberData;
-    b->exception_list = tib->ExceptionList;
-    GetCurrentThreadStackLimits(&b->api_low, &b->api_high);
-}
-
-static int
-same_bounds(const struct bounds *a, const struct bounds *b)
-{
-    return a->base == b->base && a->limit == b->limit &&
-           a->deallocation == b->deallocation &&
-           a->api_low == b->api_low && a->api_high == b->api_high &&
-           a->fiber_data == b->fiber_data &&
-           a->exception_list == b->exception_list;
-}
-
-/* ---- ping-pong and arguments ---------------------------------------- */
-
-#define PINGPONG_ROUNDS 500000  /* two switches each: 1,000,000 switches */
-
-static void *pingpong_sp;
-static unsigned long pingpong_bad;
-
-/* Receives 1, 3, 5, ... and answers each with the next even number. */
-static void
-pingpong_entry(void *arg)
-{
-    uintptr_t expect = 1;
-    uintptr_t got = (uintptr_t)arg;
-
-    for (;;) {
-        if (got != expect) {
-            pingpong_bad++;
-        }
-        expect = got + 2;
-        got = (uintptr_t)gs_swap(&pingpong_sp, main_sp, (void *)(got + 1));
-    }
-}
-
-static void
-test_pingpong_passes_values_both_ways(void)
-{
-    struct test_stack st;
-    LARGE_INTEGER freq, start, end;
-    unsigned long bad = 0;
-    uintptr_t i;
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    pingpong_sp = gs_init(st.top, pingpong_entry, st.limit);
     QueryPerformanceFrequency(&freq);
-    QueryPerformanceCounter(&start);
-    for (i = 0; i < PINGPONG_ROUNDS; i++) {
-        uintptr_t got = (uintptr_t)gs_swap(&main_sp, pingpong_sp,
-                                           (void *)(2 * i + 1));
-        if (got != 2 * i + 2) {
-            bad++;
-        }
-    }
-    QueryPerformanceCounter(&end);
-    CHECK(bad == 0);
-    CHECK(pingpong_bad == 0);
-    printf("     %d switches, %.1f ns per switch\n", 2 * PINGPONG_ROUNDS,
-           (double)(end.QuadPart - start.QuadPart) * 1e9 /
-               (double)freq.QuadPart / (2.0 * PINGPONG_ROUNDS));
-    stack_free(&st);
+    QueryPerformanceCounter(&now);
+    return (double)now.QuadPart * 1e9 / (double)freq.QuadPart;
 }
 
-static void *echo_sp;
+/* ---- test_probe_swap ------------------------------------------------ */
 
-static void
-echo_entry(void *arg)
-{
-    for (;;) {
-        arg = gs_swap(&echo_sp, main_sp, arg);
-    }
-}
-
-static void
-test_arguments_round_trip_unchanged(void)
-{
-    static int some_object;
-    void *const values[] = {
-        NULL, &some_object, (void *)UINTPTR_MAX,
-        (void *)((uintptr_t)1 << 63), (void *)1,
-    };
-    struct test_stack st;
-    size_t i;
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    echo_sp = gs_init(st.top, echo_entry, st.limit);
-    /* The first value is also the first swap's: entry's argument. */
-    for (i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
-        CHECK(gs_swap(&main_sp, echo_sp, values[i]) == values[i]);
-    }
-    stack_free(&st);
-}
-
-#define RING 3
-
-static void *ring_sp[RING];
-
-/* Each member passes the token, plus one, straight to the next member;
- * the last one passes it back to the test. */
-static void
-ring_entry(void *arg)
-{
-    uintptr_t me = (uintptr_t)arg;
-    uintptr_t token = (uintptr_t)gs_swap(&ring_sp[me], main_sp, NULL);
-
-    for (;;) {
-        void *next = me + 1 < RING ? ring_sp[me + 1] : main_sp;
-
-        token = (uintptr_t)gs_swap(&ring_sp[me], next, (void *)(token + 1));
-    }
-}
-
-static void
-test_contexts_switch_directly_among_themselves(void)
-{
-    struct test_stack st[RING];
-    unsigned long bad = 0;
-    uintptr_t i;
-    int n;
-
-    for (n = 0; n < RING; n++) {
-        if (stack_alloc(&st[n], 64 * 1024) != 0) {
-            CHECK(!"stack_alloc");
-            goto done;
-        }
-        ring_sp[n] = gs_init(st[n].top, ring_entry, st[n].limit);
-        gs_swap(&main_sp, ring_sp[n], (void *)(uintptr_t)n);
-    }
-    for (i = 0; i < 1000; i++) {
-        if ((uintptr_t)gs_swap(&main_sp, ring_sp[0], (void *)(i * 10)) !=
-                i * 10 + RING) {
-            bad++;
-        }
-    }
-    CHECK(bad == 0);
-done:
-    while (n-- > 0) {
-        stack_free(&st[n]);
-    }
-}
-
-/* ---- nonvolatile registers ------------------------------------------ */
-
-/* test_probe_swap(p) loads every nonvolatile register from p->in, calls
- * gs_swap(p->from, p->to, NULL) with them live, and stores what the
- * registers hold after the swap returns in p->out; it restores its
- * caller's values before returning, as the ABI asks. Assembly, because C
- * cannot pin values in nonvolatile registers across a call. The label
- * test_probe_swap_resume is the return address of its call to gs_swap. */
-#define PROBE_NREGS 28
-static const char *const probe_names[PROBE_NREGS] = {
-    "rbx", "rbp", "rdi", "rsi", "r12", "r13", "r14", "r15",
-    "xmm6[0]", "xmm6[1]", "xmm7[0]", "xmm7[1]", "xmm8[0]", "xmm8[1]",
-    "xmm9[0]", "xmm9[1]", "xmm10[0]", "xmm10[1]", "xmm11[0]", "xmm11[1]",
-    "xmm12[0]", "xmm12[1]", "xmm13[0]", "xmm13[1]", "xmm14[0]",
-    "xmm14[1]", "xmm15[0]", "xmm15[1]",
-};
-
-struct probe {
-    void **from;
-    void *to;
-    uint64_t in[PROBE_NREGS];
-    uint64_t out[PROBE_NREGS];
-};
-
-_Static_assert(offsetof(struct probe, in) == 16, "offsets in the asm");
-_Static_assert(offsetof(struct probe, out) == 240, "offsets in the asm");
-
-void test_probe_swap(struct probe *p);
+/* The return address of test_probe_swap's call to gs_swap, where the
+ * unwinding tests expect a walk out of a suspended gs_swap to land. */
 extern const char test_probe_swap_resume[];
 
 /* p in rcx. in[] at 16: rbx rbp rdi rsi r12-r15, then xmm6-xmm15 at 80,
@@ -398,419 +194,33 @@ __asm__(
     "        popq    %rbp\n"
     "        ret\n");
 
-/* Distinct, non-zero bit patterns per register and per `salt`. */
-static void
-probe_fill(struct probe *p, uint64_t salt)
-{
-    int i;
+/* ---- entry alignment ------------------------------------------------ */
 
-    for (i = 0; i < PROBE_NREGS; i++) {
-        p->in[i] = (0x0101010101010101u * (uint64_t)(i + 1)) ^ salt;
-        p->out[i] = 0;
-    }
-}
+_Static_assert(offsetof(struct align_report, frame) == 0,
+               "align_entry stores rsp there");
 
-static int
-probe_mismatches(const struct probe *p, const char *who)
-{
-    int i, n = 0;
-
-    for (i = 0; i < PROBE_NREGS; i++) {
-        if (p->out[i] != p->in[i]) {
-            fprintf(stderr, "  %s: %s was %#llx, became %#llx\n", who,
-                    probe_names[i], (unsigned long long)p->in[i],
-                    (unsigned long long)p->out[i]);
-            n++;
-        }
-    }
-    return n;
-}
-
-static void *regs_sp;
-static struct probe regs_other;     /* the other side's last probe */
-static int regs_other_mismatches;
-static int regs_other_rounds;
-
-/* The other side: holds its own patterns in every nonvolatile register
- * each time it swaps back, and checks them when resumed. */
-static void
-regs_entry(void *arg)
-{
-    uint64_t salt = 0x5a5a000000000000u;
-
-    (void)arg;
-    for (;;) {
-        probe_fill(&regs_other, salt);
-        regs_other.from = &regs_sp;
-        regs_other.to = main_sp;
-        test_probe_swap(&regs_other);
-        regs_other_mismatches += probe_mismatches(&regs_other,
-                                                  "other context");
-        regs_other_rounds++;
-        salt += 0x0000000100000001u;
-    }
-}
-
-static void
-test_nonvolatile_registers_survive_a_swap(void)
-{
-    struct test_stack st;
-    struct probe p;
-    int round, mismatches = 0;
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    regs_other_rounds = 0;
-    regs_sp = gs_init(st.top, regs_entry, st.limit);
-    gs_swap(&main_sp, regs_sp, NULL);   /* runs up to its first probe */
-    for (round = 0; round < 3; round++) {
-        probe_fill(&p, 0xa5a5000000000000u + (uint64_t)round);
-        p.from = &main_sp;
-        p.to = regs_sp;
-        test_probe_swap(&p);
-        mismatches += probe_mismatches(&p, "test context");
-    }
-    CHECK(mismatches == 0);
-    CHECK(regs_other_rounds == 3);
-    CHECK(regs_other_mismatches == 0);
-    stack_free(&st);
-}
-
-/* ---- FP control state ----------------------------------------------- */
-
-enum rounding { ROUND_NEAREST, ROUND_UP, ROUND_DOWN, ROUND_ZERO };
-
-/* Sets both control registers: MXCSR (double) and the x87 control word
- * (long double, which mingw-w64 keeps 80 bits wide). RC: 0 nearest,
- * 1 down, 2 up, 3 zero. */
-static void
-set_rounding(enum rounding mode)
-{
-    static const unsigned rc[] = {0, 2, 1, 3};
-    unsigned int mxcsr;
-    unsigned short cw;
-
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    mxcsr = (mxcsr & ~0x6000u) | (rc[mode] << 13);
-    __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
-    __asm__ volatile("fnstcw %0" : "=m"(cw));
-    cw = (unsigned short)((cw & ~0x0c00u) | (rc[mode] << 10));
-    __asm__ volatile("fldcw %0" : : "m"(cw));
-}
-
-/* The mode, or -1 if the two control registers disagree. */
-static int
-get_rounding(void)
-{
-    static const int mode[] = {ROUND_NEAREST, ROUND_DOWN, ROUND_UP,
-                               ROUND_ZERO};
-    unsigned int mxcsr;
-    unsigned short cw;
-
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    __asm__ volatile("fnstcw %0" : "=m"(cw));
-    if (((mxcsr >> 13) & 3) != ((cw >> 10) & 3u)) {
-        return -1;
-    }
-    return mode[(cw >> 10) & 3];
-}
-
-static unsigned int
-get_mxcsr(void)
-{
-    unsigned int mxcsr;
-
-    __asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
-    return mxcsr;
-}
-
-static void
-set_mxcsr(unsigned int mxcsr)
-{
-    __asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
-}
-
-/* 1/3 as the current rounding mode computes it, with SSE and with x87. */
-struct third {
-    double d;
-    long double ld;
-};
-
-static struct third
-compute_third(void)
-{
-    volatile double one = 1.0, three = 3.0;
-    volatile long double lone = 1.0L, lthree = 3.0L;
-    struct third t;
-
-    t.d = one / three;
-    t.ld = lone / lthree;
-    return t;
-}
-
-static void *fp_sp;
-static int fp_seen_mode[3];
-static struct third fp_seen_third[3];
-
-/* Runs with rounding upward; records what it sees each time it resumes. */
-static void
-fp_entry(void *arg)
-{
-    int i;
-
-    (void)arg;
-    set_rounding(ROUND_UP);
-    for (i = 0;; i++) {
-        gs_swap(&fp_sp, main_sp, NULL);
-        if (i < 3) {
-            fp_seen_mode[i] = get_rounding();
-            fp_seen_third[i] = compute_third();
-        }
-    }
-}
-
-static void
-test_rounding_mode_is_per_context(void)
-{
-    struct test_stack st;
-    struct third up, down, mine;
-    int i;
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    set_rounding(ROUND_UP);
-    up = compute_third();
-    set_rounding(ROUND_DOWN);
-    down = compute_third();
-    CHECK(up.d > down.d);       /* the modes are observable at all */
-    CHECK(up.ld > down.ld);
-
-    fp_sp = gs_init(st.top, fp_entry, st.limit);
-    gs_swap(&main_sp, fp_sp, NULL);     /* it sets ROUND_UP and comes back */
-    for (i = 0; i < 3; i++) {
-        CHECK(get_rounding() == ROUND_DOWN);
-        mine = compute_third();
-        CHECK(mine.d == down.d);
-        CHECK(mine.ld == down.ld);
-        gs_swap(&main_sp, fp_sp, NULL);
-        CHECK(fp_seen_mode[i] == ROUND_UP);
-        CHECK(fp_seen_third[i].d == up.d);
-        CHECK(fp_seen_third[i].ld == up.ld);
-    }
-    set_rounding(ROUND_NEAREST);
-    stack_free(&st);
-}
-
-#define MXCSR_FTZ 0x8000u
-#define MXCSR_FLAGS 0x3fu
-
-static int inherit_seen_mode;
-static unsigned int inherit_seen_mxcsr;
-static void *inherit_sp;
-
-static void
-inherit_entry(void *arg)
-{
-    (void)arg;
-    inherit_seen_mxcsr = get_mxcsr();
-    inherit_seen_mode = get_rounding();
-    for (;;) {
-        gs_swap(&inherit_sp, main_sp, NULL);
-    }
-}
-
-/* switch_x86_64_ms.S documents the choice: gs_init copies its caller's
- * control bits into the fresh frame and clears MXCSR's exception flags. */
-static void
-test_new_context_starts_with_gs_init_callers_fp_control(void)
-{
-    struct test_stack st;
-    unsigned int saved = get_mxcsr();
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    set_rounding(ROUND_ZERO);
-    set_mxcsr(get_mxcsr() | MXCSR_FTZ | 0x20u);     /* and "inexact" */
-    inherit_sp = gs_init(st.top, inherit_entry, st.limit);
-    set_mxcsr(saved);
-    set_rounding(ROUND_NEAREST);
-    gs_swap(&main_sp, inherit_sp, NULL);
-    CHECK(inherit_seen_mode == ROUND_ZERO);
-    CHECK((inherit_seen_mxcsr & MXCSR_FTZ) != 0);
-    CHECK((inherit_seen_mxcsr & MXCSR_FLAGS) == 0);
-    CHECK(get_rounding() == ROUND_NEAREST);
-    CHECK((get_mxcsr() & MXCSR_FTZ) == 0);
-    set_mxcsr(saved);
-    stack_free(&st);
-}
-
-/* ---- the fresh stack ------------------------------------------------ */
-
-struct align_report {
-    uintptr_t local;
-    char text[32];
-};
-
-/* Set by align_probe_entry: rsp at the entry function's first
- * instruction. */
-uintptr_t test_align_rsp;
-static void *align_sp;
-
-static void
-align_entry(void *arg)
-{
-    struct align_report *r = arg;
-    _Alignas(16) volatile char local[16];
-    volatile double value = 2.5;
-
-    local[0] = 1;
-    r->local = (uintptr_t)&local[0];
-    snprintf(r->text, sizeof(r->text), "%.3f|%g", value, value * 4);
-    for (;;) {
-        gs_swap(&align_sp, main_sp, NULL);
-    }
-}
-
-/* Records rsp as the trampoline's call left it, then becomes
- * align_entry. */
-void align_probe_entry(void *arg);
+/* Stores rsp, as the trampoline's call left it, in r->frame (r in rcx),
+ * then becomes align_entry_body. */
 __asm__(
     "        .text\n"
-    "        .globl  align_probe_entry\n"
+    "        .globl  align_entry\n"
     "        .p2align 4\n"
-    "align_probe_entry:\n"
-    "        movq    %rsp, test_align_rsp(%rip)\n"
-    "        jmp     align_entry\n");
+    "align_entry:\n"
+    "        movq    %rsp, (%rcx)\n"
+    "        jmp     align_entry_body\n");
 
+/* At a function's first instruction rsp + 8 is 16-aligned, and the
+ * caller's 32-byte shadow space lies above the return address, inside the
+ * stack. */
 static void
-test_entry_runs_on_an_abi_aligned_stack_with_shadow_space(void)
+check_entry_frame(const struct align_report *r, uintptr_t top)
 {
-    struct test_stack st;
-    uintptr_t skew;
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    /* gs_init aligns `top` down whatever its low bits. */
-    for (skew = 0; skew < 16; skew += 3) {
-        uintptr_t top = st.top - 256 - skew;
-        struct align_report r;
-
-        memset(&r, 0, sizeof(r));
-        test_align_rsp = 0;
-        align_sp = gs_init(top, align_probe_entry, st.limit);
-        gs_swap(&main_sp, align_sp, &r);
-        /* At a function's first instruction rsp + 8 is 16-aligned, and
-         * the caller's 32-byte shadow space lies above the return
-         * address, inside the stack. */
-        CHECK((test_align_rsp + 8) % 16 == 0);
-        CHECK(test_align_rsp + 8 + 32 <= (top & ~(uintptr_t)15));
-        CHECK(r.local % 16 == 0);
-        CHECK(r.local < test_align_rsp);
-        CHECK(strcmp(r.text, "2.500|10") == 0);
-    }
-    stack_free(&st);
+    CHECK((r->frame + 8) % 16 == 0);
+    CHECK(r->frame + 8 + 32 <= (top & ~(uintptr_t)15));
+    CHECK(r->local < r->frame);
 }
 
-static void
-test_init_writes_nothing_at_or_above_top(void)
-{
-    struct test_stack st;
-    struct align_report r;
-    unsigned char *above;
-    uintptr_t top;
-    size_t i, bad = 0;
-
-    if (stack_alloc(&st, 64 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    top = st.top - 128 - 5;     /* an unaligned top, 133 bytes below */
-    above = (unsigned char *)top;
-    memset(above, 0xa5, st.top - top);
-    align_sp = gs_init(top, align_entry, st.limit);
-    gs_swap(&main_sp, align_sp, &r);    /* the context runs as well */
-    for (i = 0; i < st.top - top; i++) {
-        if (above[i] != 0xa5) {
-            bad++;
-        }
-    }
-    CHECK(bad == 0);
-    stack_free(&st);
-}
-
-/* ---- deep stacks and large frames ------------------------------------ */
-
-struct recursion {
-    unsigned depth;
-    uintptr_t lowest;   /* lowest local address reached */
-    uint64_t sum;
-};
-
-static void *recursion_sp;
-
-/* About 1 KiB of stack per level, all of it written. */
-static __attribute__((noinline)) uint64_t
-recurse(unsigned depth, uintptr_t *lowest)
-{
-    volatile unsigned char buf[1024];
-    uint64_t below;
-    unsigned i;
-
-    for (i = 0; i < sizeof(buf); i++) {
-        buf[i] = (unsigned char)(depth + i);
-    }
-    if ((uintptr_t)buf < *lowest) {
-        *lowest = (uintptr_t)buf;
-    }
-    below = depth > 0 ? recurse(depth - 1, lowest) : 0;
-    return below + buf[depth % sizeof(buf)];
-}
-
-static void
-recursion_entry(void *arg)
-{
-    struct recursion *r = arg;
-
-    r->lowest = UINTPTR_MAX;
-    r->sum = recurse(r->depth, &r->lowest);
-    for (;;) {
-        gs_swap(&recursion_sp, main_sp, NULL);
-    }
-}
-
-static void
-test_deep_recursion_on_a_guarded_8_mib_stack(void)
-{
-    struct test_stack st;
-    struct recursion r;
-    uint64_t expect = 0;
-    unsigned d;
-
-    if (stack_alloc(&st, 8 * 1024 * 1024) != 0) {
-        CHECK(!"stack_alloc");
-        return;
-    }
-    r.depth = 3000;             /* about 3 MiB */
-    for (d = 0; d <= r.depth; d++) {
-        expect += (unsigned char)(d + d % 1024);
-    }
-    recursion_sp = gs_init(st.top, recursion_entry, st.limit);
-    gs_swap(&main_sp, recursion_sp, &r);
-    CHECK(r.sum == expect);
-    CHECK(st.top - r.lowest >= 1024 * 1024);
-    CHECK(r.lowest >= st.limit);
-    printf("     %.2f MiB of stack used\n",
-           (double)(st.top - r.lowest) / (1024 * 1024));
-    stack_free(&st);
-}
+/* ---- large frames --------------------------------------------------- */
 
 #define BIG_FRAME (256 * 1024)
 
@@ -875,7 +285,59 @@ test_large_frame_runs_on_a_guarded_stack(void)
     stack_free(&st);
 }
 
-/* ---- the TEB ---------------------------------------------------------- */
+/* ---- the TEB -------------------------------------------------------- */
+
+/* TEB offsets: NT_TIB.Self, which gives the NT_TIB fields through
+ * <winnt.h>'s struct, and DeallocationStack, which no public header has. */
+#define TEB_SELF 0x30
+#define TEB_DEALLOCATION_STACK 0x1478
+
+/* A TEB word. Not NtCurrentTeb() or __readgsqword(): GCC 12's
+ * -Warray-bounds misreads mingw-w64's inline versions of them. */
+static inline uintptr_t
+teb_word(uintptr_t offset)
+{
+    uintptr_t value;
+
+    __asm__ volatile("movq %%gs:(%1), %0" : "=r"(value) : "r"(offset));
+    return value;
+}
+
+static inline NT_TIB *
+current_tib(void)
+{
+    return (NT_TIB *)teb_word(TEB_SELF);
+}
+
+struct bounds {
+    uintptr_t base, limit, deallocation;    /* from the TEB */
+    ULONG_PTR api_low, api_high;            /* GetCurrentThreadStackLimits */
+    void *fiber_data;
+    void *exception_list;
+};
+
+static void
+read_bounds(struct bounds *b)
+{
+    NT_TIB *tib = current_tib();
+
+    b->base = (uintptr_t)tib->StackBase;
+    b->limit = (uintptr_t)tib->StackLimit;
+    b->deallocation = teb_word(TEB_DEALLOCATION_STACK);
+    b->fiber_data = tib->FiberData;
+    b->exception_list = tib->ExceptionList;
+    GetCurrentThreadStackLimits(&b->api_low, &b->api_high);
+}
+
+static int
+same_bounds(const struct bounds *a, const struct bounds *b)
+{
+    return a->base == b->base && a->limit == b->limit &&
+           a->deallocation == b->deallocation &&
+           a->api_low == b->api_low && a->api_high == b->api_high &&
+           a->fiber_data == b->fiber_data &&
+           a->exception_list == b->exception_list;
+}
 
 struct bounds_report {
     struct bounds seen[2];      /* at entry, and after a round trip */
@@ -985,7 +447,7 @@ test_fiber_data_is_per_context(void)
     stack_free(&st);
 }
 
-/* ---- unwinding -------------------------------------------------------- */
+/* ---- unwinding ------------------------------------------------------ */
 
 #define WALK_MAX 32
 
@@ -1187,7 +649,7 @@ test_unwinding_gs_swap_recovers_the_callers_registers(void)
     stack_free(&st);
 }
 
-/* ---- exceptions ------------------------------------------------------- */
+/* ---- exceptions ----------------------------------------------------- */
 
 #define TEST_EXCEPTION 0xE0474D01u  /* customer bit set, our own code */
 
@@ -1297,7 +759,7 @@ test_cxx_exception_is_caught_inside_a_context(void)
 }
 #endif
 
-/* ---- cases that end their process ------------------------------------ */
+/* ---- cases that end their process ----------------------------------- */
 
 /* Exit status of a child case that came back when it should not have. */
 #define CHILD_SURVIVED 101
@@ -1498,23 +960,7 @@ test_uncaught_cxx_exception_in_a_context_ends_the_process(void)
 
 /* ---- driver --------------------------------------------------------- */
 
-struct test {
-    const char *name;
-    void (*run)(void);
-};
-
-#define TEST(fn) {#fn, fn}
-
-static const struct test tests[] = {
-    TEST(test_pingpong_passes_values_both_ways),
-    TEST(test_arguments_round_trip_unchanged),
-    TEST(test_contexts_switch_directly_among_themselves),
-    TEST(test_nonvolatile_registers_survive_a_swap),
-    TEST(test_rounding_mode_is_per_context),
-    TEST(test_new_context_starts_with_gs_init_callers_fp_control),
-    TEST(test_entry_runs_on_an_abi_aligned_stack_with_shadow_space),
-    TEST(test_init_writes_nothing_at_or_above_top),
-    TEST(test_deep_recursion_on_a_guarded_8_mib_stack),
+static const struct test win64_tests[] = {
     TEST(test_large_frame_runs_on_a_guarded_stack),
     TEST(test_teb_stack_bounds_follow_the_running_context),
     TEST(test_fiber_data_is_per_context),
@@ -1535,51 +981,20 @@ static const struct test tests[] = {
 #endif
 };
 
-static int
-selected(const char *name, int argc, char **argv)
-{
-    int i;
-
-    if (argc < 2) {
-        return 1;
-    }
-    for (i = 1; i < argc; i++) {
-        if (strstr(name, argv[i]) != NULL) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 int
 main(int argc, char **argv)
 {
     SYSTEM_INFO si;
-    size_t i;
-    int ran = 0;
 
     GetSystemInfo(&si);
     page_size = si.dwPageSize;
     if (argc == 3 && strcmp(argv[1], "child") == 0) {
         return run_child_case(argv[2]);
     }
+    /* The C runtime's _IOLBF buffers fully: unbuffered, a crash leaves
+     * all that came before it on the screen. */
     setvbuf(stdout, NULL, _IONBF, 0);
-    for (i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        int failed_before = checks_failed;
-
-        if (!selected(tests[i].name, argc, argv)) {
-            continue;
-        }
-        tests[i].run();
-        ran++;
-        printf("%s %s\n", checks_failed == failed_before ? "ok  " : "FAIL",
-               tests[i].name);
-    }
-    if (ran == 0) {
-        fprintf(stderr, "test_switch_win64: no test matches the arguments\n");
-        return 2;
-    }
-    printf("test_switch_win64: %d tests, %d checks, %d failed\n", ran,
-           checks_total, checks_failed);
-    return checks_failed != 0;
+    return run_tests("test_switch_win64", win64_tests,
+                     sizeof(win64_tests) / sizeof(win64_tests[0]), argc,
+                     argv);
 }
