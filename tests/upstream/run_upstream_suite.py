@@ -4,11 +4,13 @@ in the interpreter running this script.
 
     python tests/upstream/run_upstream_suite.py --work DIR [-k PATTERN]
 
-Steps, all inside DIR (nothing is written to site-packages or to the
-repository):
+Steps, all inside DIR (nothing is written to the repository, and to
+site-packages only the two test extras below, when missing):
 
 1. Download upstream's sdist, pinned by version and sha256, unless DIR
-   already holds it.
+   already holds it; install psutil and objgraph, which upstream's tests
+   import, if this interpreter lacks them (from PyPI, or from the wheels
+   in --find-links).
 2. Stage a package directory DIR/stage/greenlet: symlinks to every file of
    the installed greenlet (so the code under test is exactly what is
    installed), upstream's src/greenlet/tests/ extracted beside them, our
@@ -28,6 +30,13 @@ the exit status is 0 only if nothing failed. The child records each test's
 start and outcome as it goes: when it dies inside a test (or is stopped for
 using too much memory), that test counts as failed and a new child carries
 on after it. docs/upstream-tests.md has the details.
+
+For a machine without network (tests/run-all.sh's chroot), fetch first on
+one that has it, then run there with --offline:
+
+    python run_upstream_suite.py --download-only --work DIR \
+        --find-links DIR/wheels --for-python 3.14
+    python run_upstream_suite.py --offline --work DIR --find-links DIR/wheels
 """
 
 import argparse
@@ -50,8 +59,10 @@ UPSTREAM_SHA256 = (
 
 # Imported by upstream's tests (tests/__init__.py imports psutil,
 # tests/leakcheck.py imports objgraph): installed into this interpreter's
-# environment when missing.
-TEST_EXTRAS = ("objgraph", "psutil")
+# environment when missing. Module name -> what pip installs; pinned so
+# that every version of a run, online or not, gets the same ones. psutil's
+# abi3 wheel and objgraph's pure-Python one suit every CPython we test.
+TEST_EXTRAS = {"objgraph": "objgraph==3.7.0", "psutil": "psutil==7.2.2"}
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -118,18 +129,22 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def fetch_sdist(work):
+def fetch_sdist(work, offline):
     path = os.path.join(work, UPSTREAM_SDIST)
     if os.path.exists(path) and sha256_of(path) == UPSTREAM_SHA256:
         log("using cached " + path)
         return path
+    if offline:
+        state = "not the pinned file" if os.path.exists(path) else "missing"
+        raise SystemExit("--offline: %s is %s; fetch it first with "
+                         "--download-only --work %s" % (path, state, work))
     if os.path.exists(path):
         log("cached %s has the wrong sha256; downloading again" % path)
         os.unlink(path)
     log("downloading greenlet==%s sdist into %s" % (UPSTREAM_VERSION, work))
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-         "--no-binary", ":all:", "--no-deps",
+        [sys.executable, "-m", "pip", "download",
+         "--disable-pip-version-check", "--no-binary", ":all:", "--no-deps",
          "greenlet==" + UPSTREAM_VERSION, "-d", work],
         check=True)
     digest = sha256_of(path)
@@ -139,15 +154,39 @@ def fetch_sdist(work):
     return path
 
 
-def ensure_extras():
+def ensure_extras(find_links, offline):
     import importlib.util
-    missing = [name for name in TEST_EXTRAS
+    missing = [req for name, req in sorted(TEST_EXTRAS.items())
                if importlib.util.find_spec(name) is None]
-    if missing:
-        log("installing upstream's test extras: " + " ".join(missing))
+    if not missing:
+        return
+    source = []
+    if find_links:
+        # Only the given wheels: a machine without network must not wait
+        # for pip's retries against PyPI.
+        source = ["--no-index", "--find-links", find_links]
+    elif offline:
+        raise SystemExit("--offline: %s not installed; give --find-links"
+                         % " ".join(missing))
+    log("installing upstream's test extras: %s%s"
+        % (" ".join(missing), " from " + find_links if find_links else ""))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         "--disable-pip-version-check"] + source + missing,
+        check=True)
+
+
+def download_wheels(find_links, versions):
+    """Wheels of the extras for each CPython X.Y into find_links, for a
+    later --find-links run on a machine without network."""
+    for version in versions:
+        log("downloading wheels of %s for CPython %s into %s"
+            % (", ".join(sorted(TEST_EXTRAS.values())), version, find_links))
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q",
-             "--disable-pip-version-check"] + missing,
+            [sys.executable, "-m", "pip", "download", "-q",
+             "--disable-pip-version-check", "--only-binary", ":all:",
+             "--python-version", version, "-d", find_links]
+            + sorted(TEST_EXTRAS.values()),
             check=True)
 
 
@@ -440,9 +479,17 @@ def parent_main(args):
     os.makedirs(work, exist_ok=True)
     t0 = time.monotonic()
 
-    ensure_extras()
+    if args.download_only:
+        fetch_sdist(work, offline=False)
+        if args.find_links:
+            this = "%d.%d" % sys.version_info[:2]
+            download_wheels(os.path.abspath(args.find_links),
+                            args.for_python or [this])
+        return 0
+    ensure_extras(args.find_links and os.path.abspath(args.find_links),
+                  args.offline)
     pkg_dir, version = installed_package()
-    sdist = fetch_sdist(work)
+    sdist = fetch_sdist(work, args.offline)
     stage_dir = stage(work, sdist, pkg_dir)
     build_extensions(stage_dir)
 
@@ -525,11 +572,31 @@ def main():
                         help="run the tests of SKIP_LIST and "
                              "LEAK_EXPECTATION_LIFTED as upstream wrote "
                              "them (to check them against upstream)")
+    parser.add_argument("--find-links", metavar="DIR",
+                        help="install missing test extras from the wheels "
+                             "in DIR only (pip --no-index); with "
+                             "--download-only, where to put them")
+    parser.add_argument("--offline", action="store_true",
+                        help="never download: the sdist must be in --work "
+                             "already, and the test extras installed or in "
+                             "--find-links")
+    parser.add_argument("--download-only", action="store_true",
+                        help="fetch the sdist into --work and, with "
+                             "--find-links, the test extras' wheels; run "
+                             "nothing")
+    parser.add_argument("--for-python", metavar="X.Y", action="append",
+                        help="with --download-only: CPython version to "
+                             "fetch wheels for (repeatable; default: this "
+                             "interpreter's)")
     parser.add_argument("--child", action="store_true",
                         help=argparse.SUPPRESS)
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--events", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.download_only and args.offline:
+        parser.error("--download-only and --offline exclude each other")
+    if args.for_python and not (args.download_only and args.find_links):
+        parser.error("--for-python needs --download-only and --find-links")
     if args.child:
         return child_main(args)
     return parent_main(args)
