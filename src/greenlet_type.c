@@ -45,6 +45,9 @@ struct gs_greenlet {
     PyObject *run;              /* the run attribute until it starts */
     PyObject *start_callable;   /* what `run` looked up to at the start,
                                    until the new greenlet takes it */
+    /* The call of run in progress (callable, args, kwargs): kept here, not
+       on the greenlet's C stack, so that murder() can release them. */
+    PyObject *call[3];
     PyGreenlet *parent;         /* strong; NULL for a main greenlet */
     PyGreenlet *main_greenlet;  /* strong, once started; NULL for main */
     struct gs_thread *thread;   /* main greenlets: their live thread */
@@ -366,6 +369,14 @@ after_resume(struct gs_thread *ts, PyGreenlet *self, PyGreenlet *origin,
 
 static void greenlet_entry(void *arg);
 
+static void
+release_call(struct gs_greenlet *g)
+{
+    for (size_t i = 0; i < sizeof(g->call) / sizeof(g->call[0]); i++) {
+        Py_CLEAR(g->call[i]);
+    }
+}
+
 static int check_same_thread(struct gs_thread *ts, PyGreenlet *target);
 
 /* Take a stack for `target` and lay it out so that the next switch into
@@ -550,16 +561,17 @@ greenlet_entry(void *arg)
     struct gs_greenlet *g = impl_of(self);
     PyObject *args = NULL;
     PyObject *kwargs = NULL;
-    PyObject *run;
     PyObject *result = NULL;
 
 #ifdef GS_ASAN
     __sanitizer_finish_switch_fiber(NULL, NULL, NULL);
 #endif
     gs_pystate_restore(&g->pystate, ts->tstate);
-    run = g->start_callable;
+    g->call[0] = g->start_callable;
     g->start_callable = NULL;
     after_resume(ts, self, (PyGreenlet *)arg, &args, &kwargs);
+    g->call[1] = args;
+    g->call[2] = kwargs;
     /* The run attribute goes now, on our own stack: its __del__ may run
        Python code and switch away before run is called (as upstream). */
     if (g->run != NULL) {
@@ -569,11 +581,9 @@ greenlet_entry(void *arg)
         gs_pystate_restore_exc(&saved);
     }
     if (args != NULL) {
-        result = PyObject_Call(run, args, kwargs);
+        result = PyObject_Call(g->call[0], args, kwargs);
     }
-    Py_DECREF(run);
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
+    release_call(g);
     if (result == NULL && PyErr_ExceptionMatches(gs_globals.exit)) {
         /* GreenletExit is how a greenlet is asked to end: its instance is
            the value handed to the parent. */
@@ -620,7 +630,9 @@ murder(struct gs_greenlet *g)
        stack, where the first frame chunk lives) must never be reused. */
     int exposed = gs_pystate_frames_exposed(&g->pystate);
 
-    gs_pystate_discard(&g->pystate, !exposed);
+    if (gs_pystate_discard(&g->pystate, !exposed)) {
+        release_call(g);
+    }
     g->finished = 1;
     if (g->stack.slot != NULL) {
         if (exposed) {

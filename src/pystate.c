@@ -24,6 +24,18 @@
 #  if PY_VERSION_HEX >= 0x030E0000
 #    include "internal/pycore_interpframe_structs.h"
 #    include "internal/pycore_tstate.h"     /* _PyThreadStateImpl */
+#    if PY_VERSION_HEX >= 0x030F0000
+/* CPython's own build does not use -Wextra: its inline helpers leave
+   parameters unused. */
+#      if defined(__GNUC__)
+#        pragma GCC diagnostic push
+#        pragma GCC diagnostic ignored "-Wunused-parameter"
+#      endif
+#      include "internal/pycore_stackref.h" /* PyStackRef_CLEAR */
+#      if defined(__GNUC__)
+#        pragma GCC diagnostic pop
+#      endif
+#    endif
 #  else
 #    include "internal/pycore_frame.h"
 #  endif
@@ -31,6 +43,9 @@
 
 #if PY_VERSION_HEX < 0x030A0000
 #  error "greenlet needs CPython 3.10 or newer"
+#endif
+#if PY_VERSION_HEX < 0x030B0000
+#  include "frameobject.h"     /* 3.10: PyFrameObject's fields */
 #endif
 #if PY_VERSION_HEX >= 0x03100000
 #  error "CPython 3.16+ has not been checked: see docs/maintainers.md"
@@ -114,6 +129,9 @@ struct saved_state {
     /* The root chunk carved from the top of the greenlet's own stack
        reservation: never allocated or freed through CPython. */
     _PyStackChunk *own_root_chunk;
+    /* Where the greenlet's own frame chain ends: NULL, or on 3.15 the
+       base frame of its thread (never read: the thread may be gone). */
+    struct _PyInterpreterFrame *frames_end;
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
     /* 3.14+: the C stack bounds CPython checks the stack pointer against.
@@ -536,6 +554,7 @@ gs_pystate_prepare_start(struct gs_pystate *s, PyThreadState *ts,
 #elif PY_VERSION_HEX >= 0x030F0000
     /* 3.15: every frame chain ends at the thread's base frame. */
     st->current_frame = ts->base_frame;
+    st->frames_end = ts->base_frame;
 #else
     st->current_frame = NULL;
 #endif
@@ -594,7 +613,7 @@ gs_pystate_frames_exposed(struct gs_pystate *s)
 #  else
     struct _PyInterpreterFrame *f = st->current_frame;
 #  endif
-    for (; f != NULL; f = f->previous) {
+    for (; f != NULL && f != st->frames_end; f = f->previous) {
         if (f->frame_obj != NULL) {
             return 1;
         }
@@ -607,15 +626,92 @@ gs_pystate_frames_exposed(struct gs_pystate *s)
 #endif
 }
 
-void
+#if PY_VERSION_HEX < 0x030B0000
+/* 3.10: each running function frame is kept alive by one reference that
+   the C call evaluating it (_PyEval_Vector) drops when it returns, and is
+   hidden from the collector until then. Those calls never return, so do
+   what they would: drop the reference, and let the collector see the
+   frame if someone else (gr_frame, a traceback) still holds it.
+   Generator frames belong to their generator, not to a C call. */
+static void
+release_frames(struct saved_state *st)
+{
+    PyObject *chain = PyList_New(0);    /* keeps each frame alive meanwhile */
+    if (chain == NULL) {
+        PyErr_Clear();                  /* no memory: leave them leaked */
+        return;
+    }
+    for (PyFrameObject *f = st->frame; f != NULL; f = f->f_back) {
+        if (PyList_Append(chain, (PyObject *)f) < 0) {
+            PyErr_Clear();
+            Py_DECREF(chain);
+            return;
+        }
+    }
+    st->frame = NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(chain); i++) {
+        PyFrameObject *frame = (PyFrameObject *)PyList_GET_ITEM(chain, i);
+        if (frame->f_gen == NULL) {
+            Py_DECREF(frame);               /* the evaluating call's */
+        }
+        if (!PyObject_GC_IsTracked((PyObject *)frame)) {
+            PyObject_GC_Track(frame);
+        }
+    }
+    Py_DECREF(chain);
+}
+#elif PY_VERSION_HEX >= 0x030F0000
+/* 3.15, as upstream does there: release what the greenlet's own frames
+   hold (locals, value stack, code, function, frame object), which the
+   suspended calls would have released on their way out. Frames owned by
+   a generator are released by it; the entry frames on the C stack hold
+   nothing. */
+static void
+release_frames(struct saved_state *st)
+{
+    struct _PyInterpreterFrame *f = st->current_frame;
+
+    st->current_frame = st->frames_end;
+    for (; f != NULL && f != st->frames_end; f = f->previous) {
+        if (f->owner != FRAME_OWNED_BY_THREAD) {
+            continue;
+        }
+        _PyStackRef *sp = f->stackpointer;
+        if (sp != NULL) {
+            while (sp > f->localsplus) {
+                sp--;
+                PyStackRef_CLEAR(*sp);
+            }
+            f->stackpointer = f->localsplus;
+        }
+        Py_CLEAR(f->f_locals);
+        Py_CLEAR(f->frame_obj);
+        PyStackRef_CLEAR(f->f_funcobj);
+        PyStackRef_CLEAR(f->f_executable);
+    }
+}
+#endif
+
+int
 gs_pystate_discard(struct gs_pystate *s, int free_frames)
 {
-    /* As upstream does, the frames are dropped without being run or
-       cleared (what they reference stays referenced). If frame objects
-       point into them, the chunks stay allocated: a dangling frame would
-       be worse than the memory. */
-#if GS_HAS_DATASTACK
     struct saved_state *st = as_saved(s);
+    int released = 0;
+
+    /* Before 3.15 (3.10 aside) upstream drops the frames without running
+       or clearing them, and what they reference stays referenced; so do
+       we. 3.10 and 3.15 release it (see release_frames). If frame objects
+       point into the frames, the chunks stay allocated: a dangling frame
+       would be worse than the memory. */
+#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030F0000
+    if (!gs_pystate_is_finalizing()) {
+        release_frames(st);
+        /* 3.10 frees the frame objects only: what upstream leaks there
+           (the values on the frames' stacks), we leak too. */
+        released = PY_VERSION_HEX >= 0x030F0000;
+    }
+#endif
+#if GS_HAS_DATASTACK
     if (free_frames) {
         free_chunks(st->datastack_chunk, st->own_root_chunk);
     }
@@ -626,6 +722,7 @@ gs_pystate_discard(struct gs_pystate *s, int free_frames)
     (void)free_frames;
 #endif
     gs_pystate_clear(s);
+    return released;
 }
 
 int

@@ -60,8 +60,11 @@ int gs_pystate_frames_exposed(struct gs_pystate *s);
 /* Release what `s` holds of a suspended greenlet that will never run
  * again (its thread has exited, or the interpreter is finalizing): its
  * references, and with `free_frames` the frame memory CPython allocated.
- * Its frames are not run. */
-void gs_pystate_discard(struct gs_pystate *s, int free_frames);
+ * Its frames are not run. Returns 1 if what its frames referenced was
+ * released as well (where upstream does so: 3.15), so that the caller
+ * releases what the suspended C calls under them hold too; 0 if that is
+ * left referenced, as upstream leaves it. */
+int gs_pystate_discard(struct gs_pystate *s, int free_frames);
 
 /* The context slot of a greenlet that is not running (borrowed slot; the
  * pointer it holds is a strong reference or NULL). */
