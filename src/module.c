@@ -220,6 +220,13 @@ mod_force_direct_stack_bounds(PyObject *Py_UNUSED(module),
                         "only the main greenlet can change the mode");
         return NULL;
     }
+    /* Another thread's main greenlet may be switched out, its thread's
+       bounds never kept. */
+    if (gs_greenlet_main_count() > 1) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "only before greenlets are used in other threads");
+        return NULL;
+    }
     if (gs_pystate_force_direct_stack_bounds() < 0) {
         return NULL;
     }

@@ -292,8 +292,9 @@ static int
 locate_bounds(PyThreadState *ts)
 {
     static const int shifts[] = {0, -(int)sizeof(void *), (int)sizeof(void *)};
-    volatile char here = 0;
-    uintptr_t sp = (uintptr_t)&here;
+    /* The frame's address, not a local's: under AddressSanitizer a
+       local may live on its fake stack, in the heap. */
+    uintptr_t sp = (uintptr_t)__builtin_frame_address(0);
     size_t built = offsetof(_PyThreadStateImpl, c_stack_top);
     int found = 0;
 
@@ -316,9 +317,9 @@ use_direct_bounds(PyThreadState *ts)
     if (locate_bounds(ts) < 0) {
         PyErr_Format(PyExc_ImportError,
             "greenlet cannot find the C stack bounds in this CPython's "
-            "thread state (%s has no "
-            "PyUnstable_ThreadState_SetStackProtection, and its layout "
-            "differs from the 3.14 headers greenlet was built with)",
+            "thread state (%s; needed where "
+            "PyUnstable_ThreadState_SetStackProtection is missing), its "
+            "layout differs from the headers greenlet was built with",
             Py_GetVersion());
         return -1;
     }
@@ -613,8 +614,11 @@ gs_pystate_frames_exposed(struct gs_pystate *s)
 #  else
     struct _PyInterpreterFrame *f = st->current_frame;
 #  endif
+    /* Only frames in our chunks count: a generator's frame lives in the
+       generator, and an entry frame on the C stack never gets an object
+       (nor, on 3.12+, an initialised frame_obj field). */
     for (; f != NULL && f != st->frames_end; f = f->previous) {
-        if (f->frame_obj != NULL) {
+        if (f->owner == FRAME_OWNED_BY_THREAD && f->frame_obj != NULL) {
             return 1;
         }
     }
@@ -704,7 +708,12 @@ gs_pystate_discard(struct gs_pystate *s, int free_frames)
        point into the frames, the chunks stay allocated: a dangling frame
        would be worse than the memory. */
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030F0000
-    if (!gs_pystate_is_finalizing()) {
+    /* 3.15: a frame object handed out reads its interpreter frame (code,
+       line, f_back) for as long as it lives; emptying that frame under it
+       would crash, so an exposed chain stays referenced, as on 3.11-3.14.
+       3.10's frames are objects of their own: always released. */
+    if (!gs_pystate_is_finalizing() &&
+            (PY_VERSION_HEX < 0x030B0000 || free_frames)) {
         release_frames(st);
         /* 3.10 frees the frame objects only: what upstream leaks there
            (the values on the frames' stacks), we leak too. */

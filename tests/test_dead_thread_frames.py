@@ -71,3 +71,34 @@ def test_locals_and_function_of_the_dead_greenlet_are_released(
         print([r() is None for r in refs])
     """)
     assert stdout == "[True, True]\n"
+
+
+def test_a_frame_taken_before_the_thread_exited_stays_readable(
+        run_in_subprocess):
+    stdout = run_in_subprocess.clean("""
+        import gc, threading, greenlet
+        def inner():
+            marker = "inner local"
+            greenlet.getcurrent().parent.switch()
+        def run():
+            inner()
+        frames = []
+        box = []
+        def body():
+            g = greenlet.greenlet(run)
+            g.switch()
+            frames.append(g.gr_frame)
+            box.append(g)
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        box.clear()                  # the greenlet goes; its frame stays
+        gc.collect()
+        f = frames[0]
+        names = []
+        while f is not None:
+            names.append((f.f_code.co_name, f.f_lineno > 0))
+            f = f.f_back
+        print(names, frames[0].f_locals.get("marker"))
+    """)
+    assert stdout == "[('inner', True), ('run', True)] inner local\n"
