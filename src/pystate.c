@@ -129,8 +129,8 @@ struct saved_state {
     /* The root chunk carved from the top of the greenlet's own stack
        reservation: never allocated or freed through CPython. */
     _PyStackChunk *own_root_chunk;
-    /* Where the greenlet's own frame chain ends: NULL, or on 3.15 the
-       base frame of its thread (never read: the thread may be gone). */
+    /* Where the greenlet's own frame chain ends: NULL, or on 3.15 its
+       own base frame (in its root chunk). */
     struct _PyInterpreterFrame *frames_end;
 #endif
 #if PY_VERSION_HEX >= 0x030E0000
@@ -553,9 +553,20 @@ gs_pystate_prepare_start(struct gs_pystate *s, PyThreadState *ts,
     st->root_cframe.previous = &ts->root_cframe;
     st->cframe = &st->root_cframe;
 #elif PY_VERSION_HEX >= 0x030F0000
-    /* 3.15: every frame chain ends at the thread's base frame. */
-    st->current_frame = ts->base_frame;
-    st->frames_end = ts->base_frame;
+    /* 3.15: every frame chain ends at an interpreter-owned base frame.
+       Not the thread's own: a frame object of a greenlet whose thread has
+       exited would walk f_back into that freed thread state. Each
+       greenlet gets one at the bottom of its root chunk instead, laid out
+       as CPython lays out a thread's. */
+    struct _PyInterpreterFrame *base =
+        (struct _PyInterpreterFrame *)(void *)st->datastack_top;
+    memset(base, 0, sizeof(*base));
+    base->f_executable = PyStackRef_None;
+    base->owner = FRAME_OWNED_BY_INTERPRETER;
+    st->datastack_top +=
+        (sizeof(*base) + sizeof(PyObject *) - 1) / sizeof(PyObject *);
+    st->current_frame = base;
+    st->frames_end = base;
 #else
     st->current_frame = NULL;
 #endif
@@ -614,11 +625,21 @@ gs_pystate_frames_exposed(struct gs_pystate *s)
 #  else
     struct _PyInterpreterFrame *f = st->current_frame;
 #  endif
+    /* 3.15 releases the frames (release_frames), and with them a frame
+       object that nothing but its frame holds; elsewhere, or while the
+       interpreter finalizes, any frame object would be left pointing at
+       the memory. */
+    int only_shared_objects = 0;
+#  if PY_VERSION_HEX >= 0x030F0000
+    only_shared_objects = !gs_pystate_is_finalizing();
+#  endif
     /* Only frames in our chunks count: a generator's frame lives in the
        generator, and an entry frame on the C stack never gets an object
        (nor, on 3.12+, an initialised frame_obj field). */
     for (; f != NULL && f != st->frames_end; f = f->previous) {
-        if (f->owner == FRAME_OWNED_BY_THREAD && f->frame_obj != NULL) {
+        if (f->owner == FRAME_OWNED_BY_THREAD && f->frame_obj != NULL &&
+                (!only_shared_objects ||
+                 Py_REFCNT((PyObject *)f->frame_obj) > 1)) {
             return 1;
         }
     }

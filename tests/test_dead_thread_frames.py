@@ -102,3 +102,33 @@ def test_a_frame_taken_before_the_thread_exited_stays_readable(
         print(names, frames[0].f_locals.get("marker"))
     """)
     assert stdout == "[('inner', True), ('run', True)] inner local\n"
+
+
+def test_f_back_of_a_frame_whose_thread_exited_ends_cleanly(
+        run_in_subprocess):
+    # The frames' chain must not end in the exited thread's state, which
+    # is freed (-X dev fills freed memory, so a read there shows).
+    stdout = run_in_subprocess.clean("""
+        import threading, greenlet
+        def inner():
+            greenlet.getcurrent().parent.switch()
+        def run():
+            inner()
+        kept = []
+        def body():
+            g = greenlet.greenlet(run)
+            g.switch()
+            kept.append(g)
+        for _ in range(3):
+            t = threading.Thread(target=body)
+            t.start()
+            t.join()
+        names = []
+        for g in kept:
+            f = g.gr_frame
+            while f is not None:
+                names.append(f.f_code.co_name)
+                f = f.f_back
+        print(names)
+    """, python_args=("-X", "dev"))
+    assert stdout == "%s\n" % (["inner", "run"] * 3,)
