@@ -129,12 +129,18 @@ gs_greenlet_main_count(void)
 
 /* ---- allocation ------------------------------------------------------- */
 
+/* Give a freshly allocated greenlet object (or NULL, its allocation
+   failed) its implementation; on failure the object is released. */
 static struct gs_greenlet *
-new_impl(PyGreenlet *self)
+attach_impl(PyGreenlet *self)
 {
+    if (self == NULL) {
+        return NULL;
+    }
     struct gs_greenlet *g = PyMem_RawCalloc(1, sizeof(*g));
     if (g == NULL) {
         PyErr_NoMemory();
+        Py_DECREF(self);
         return NULL;
     }
     g->self = self;
@@ -149,12 +155,8 @@ gs_greenlet_new_main(struct gs_thread *ts)
     struct gs_greenlet *g;
 
     self = (PyGreenlet *)PyType_GenericAlloc(&PyGreenlet_Type, 0);
-    if (self == NULL) {
-        return NULL;
-    }
-    g = new_impl(self);
+    g = attach_impl(self);
     if (g == NULL) {
-        Py_DECREF(self);
         return NULL;
     }
     g->is_main = 1;
@@ -198,12 +200,8 @@ green_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
     /* object.__new__ ignores its arguments only when given none. */
     self = (PyGreenlet *)PyBaseObject_Type.tp_new(
         type, gs_globals.empty_tuple, NULL);
-    if (self == NULL) {
-        return NULL;
-    }
-    g = new_impl(self);
+    g = attach_impl(self);
     if (g == NULL) {
-        Py_DECREF(self);
         return NULL;
     }
     g->parent = (PyGreenlet *)Py_NewRef(ts->current);

@@ -294,11 +294,12 @@ def test_greenlet_dropped_by_its_exiting_thread_is_unwound_in_that_thread():
     assert log == [thread_id]
 
 
-def test_last_reference_dropped_in_another_thread_defers_the_kill():
-    """The kill is queued for the owning thread; dropping here does not
-    run the greenlet's finally block in this thread (upstream issues
-    #251, #252)."""
-    log = []
+def drop_here_a_greenlet_suspended_in_another_thread(
+        finally_entry, log, after_drop, on_drop=lambda: None):
+    """An owner thread suspends a greenlet whose finally block appends
+    finally_entry() to log, and hands over its only reference; this thread
+    drops it and calls on_drop(), then the owner calls after_drop().
+    Returns the owner thread's ident."""
     box = []
     created = threading.Event()
     dropped = threading.Event()
@@ -308,92 +309,72 @@ def test_last_reference_dropped_in_another_thread_defers_the_kill():
             try:
                 getcurrent().parent.switch()
             finally:
-                log.append(("finally", threading.get_ident()))
+                log.append(finally_entry())
         g = greenlet.greenlet(run)
         g.switch()
         box.append(g)
         del g
         created.set()
         dropped.wait()
-        log.append("owner calls getcurrent")
-        getcurrent()
-        log.append("owner done")
+        after_drop()
 
     thread = threading.Thread(target=owner)
     thread.start()
     created.wait()
     box.clear()
-    log.append("dropped in main thread")
+    on_drop()
     dropped.set()
     thread.join()
+    return thread.ident
+
+
+def test_last_reference_dropped_in_another_thread_defers_the_kill():
+    """The kill is queued for the owning thread; dropping here does not
+    run the greenlet's finally block in this thread (upstream issues
+    #251, #252)."""
+    log = []
+
+    def owner_calls_getcurrent():
+        log.append("owner calls getcurrent")
+        getcurrent()
+        log.append("owner done")
+
+    owner_ident = drop_here_a_greenlet_suspended_in_another_thread(
+        lambda: ("finally", threading.get_ident()), log,
+        owner_calls_getcurrent,
+        on_drop=lambda: log.append("dropped in main thread"))
     assert log == [
         "dropped in main thread",
         "owner calls getcurrent",
-        ("finally", thread.ident),
+        ("finally", owner_ident),
         "owner done",
     ]
 
 
 def test_deferred_kill_runs_when_owner_creates_a_greenlet():
     log = []
-    box = []
-    created = threading.Event()
-    dropped = threading.Event()
 
-    def owner():
-        def run():
-            try:
-                getcurrent().parent.switch()
-            finally:
-                log.append("finally")
-        g = greenlet.greenlet(run)
-        g.switch()
-        box.append(g)
-        del g
-        created.set()
-        dropped.wait()
+    def owner_creates_a_greenlet():
         greenlet.greenlet(lambda: None)
         log.append("after construction")
 
-    thread = threading.Thread(target=owner)
-    thread.start()
-    created.wait()
-    box.clear()
-    dropped.set()
-    thread.join()
+    drop_here_a_greenlet_suspended_in_another_thread(
+        lambda: "finally", log, owner_creates_a_greenlet)
     assert log == ["finally", "after construction"]
 
 
 def test_deferred_kill_preserves_a_pending_exception_in_the_owner():
     outcome = []
-    box = []
-    created = threading.Event()
-    dropped = threading.Event()
 
-    def owner():
-        def run():
-            try:
-                getcurrent().parent.switch()
-            finally:
-                outcome.append("finally")
-        g = greenlet.greenlet(run)
-        g.switch()
-        box.append(g)
-        del g
-        created.set()
-        dropped.wait()
+    def owner_handles_an_exception():
         try:
             raise KeyError("in owner")
         except KeyError:
             getcurrent()
             outcome.append(repr(__import__("sys").exc_info()[1]))
 
-    thread = threading.Thread(target=owner)
-    thread.start()
-    created.wait()
-    box.clear()
-    dropped.set()
-    thread.join()
+    drop_here_a_greenlet_suspended_in_another_thread(
+        lambda: "finally", outcome, owner_handles_an_exception)
     assert outcome == ["finally", "KeyError('in owner')"]
 
 
