@@ -1,5 +1,8 @@
-/* Object-format directives for the switch_*.S files that use them, so that
- * one file per ABI assembles to ELF (Linux) and Mach-O (macOS) alike.
+/* Object-format directives for the switch_*.S files, so that one file per
+ * ABI assembles to ELF (Linux) and Mach-O (macOS) alike. Every ELF file
+ * uses them, also those of CPUs that only ever meet ELF, so that all of
+ * them read the same; switch_x86_64_ms.S (PE/COFF, with its SEH
+ * directives woven into each function) spells its own.
  * Directives only: nothing here emits an instruction, so what a file
  * saves and restores is always in that file (STYLE.md 2.8).
  *
@@ -43,7 +46,8 @@
 #  define GS_LOCAL(name) .L##name
 
 /* Entry points are 16-byte aligned, as the compilers align functions on
- * x86-64 and AArch64. */
+ * x86-64, AArch64 and ppc64le; more than the 4 or 8 that Arm, RISC-V and
+ * s390x need, at the cost of a few padding bytes. */
 #  define GS_FUNCTION_BEGIN(name)                                         \
         .globl  GS_SYMBOL(name) GS_SEP                                    \
         .hidden GS_SYMBOL(name) GS_SEP                                    \

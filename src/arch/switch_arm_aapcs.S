@@ -90,6 +90,7 @@
  */
 
 #include "switch.h"
+#include "asm_macros.h"
 
 #if !defined(__ARM_FP)
 #error "switch_arm_aapcs.S needs the VFP registers (armhf, or softfp)"
@@ -109,11 +110,7 @@
 
 /* void *gs_swap(void **from, void *to, void *arg)
  *   r0 = from, r1 = to, r2 = arg; returns in r0. */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, %function
-        .p2align 2
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .fnstart
         .cfi_startproc
         /* FPSCR rides in r3, a scratch register, so that one push stores
@@ -189,17 +186,13 @@ gs_swap:
         bx      lr
         .cfi_endproc
         .fnend
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
  *   r0 = top, r1 = entry, r2 = limit (unused);
  *   returns the new context in r0. A leaf that
  *   touches no stack: its EHABI entry is the default, return through lr. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, %function
-        .p2align 2
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .fnstart
         .cfi_startproc
         bic     r0, r0, #15
@@ -229,22 +222,18 @@ gs_init:
         strd    r2, r3, [r0, #0x50]     /* r7 (Thumb fp), r8 */
         strd    r2, r3, [r0, #0x58]     /* r9, r10 */
         str     r2, [r0, #0x60]         /* r11 (Arm fp) */
-        adr     ip, .Ltrampoline_resume + CODE_STATE_BIT
+        adr     ip, GS_LOCAL(trampoline_resume) + CODE_STATE_BIT
         str     ip, [r0, #0x64]         /* lr */
         bx      lr
         .cfi_endproc
         .fnend
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: r0 = that
  * swap's arg, r4 = entry, r7 = r11 = 0, sp = the aligned top of the stack.
  * There is no caller: .cantunwind tells libgcc, the CFI tells gdb (see
  * "Unwind tables" above). */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, %function
-        .p2align 2
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .fnstart
         .cantunwind
         .cfi_startproc
@@ -257,12 +246,12 @@ gs_entry_trampoline:
          * inside this function (a profiler may sample the second half of
          * the first gs_swap into a context). */
         nop
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         blx     r4
         /* entry() must not return: there is nothing to return to. */
         udf     #0
         .cfi_endproc
         .fnend
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END

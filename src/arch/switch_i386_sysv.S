@@ -90,16 +90,13 @@
  */
 
 #include "switch.h"
+#include "asm_macros.h"
 
         .text
 
 /* void *gs_swap(void **from, void *to, void *arg)
  *   4(%esp) = from, 8(%esp) = to, 12(%esp) = arg; returns in eax. */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, @function
-        .p2align 4
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .cfi_startproc
 #if defined(__CET__) && (__CET__ & 1)
         endbr32
@@ -167,16 +164,12 @@ gs_swap:
          * trampoline, with eax = arg. */
         ret
         .cfi_endproc
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
  *   4(%esp) = top, 8(%esp) = entry, 12(%esp) = limit
  *   (unused); returns the new context in eax. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, @function
-        .p2align 4
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
 #if defined(__CET__) && (__CET__ & 1)
         endbr32
@@ -189,12 +182,12 @@ gs_init:
         /* ecx = our own address at .Linit_pc, then the trampoline's: the
          * difference of two labels of this section is fixed when this
          * file is assembled. */
-        call    .Linit_pc
-.Linit_pc:
+        call    GS_LOCAL(init_pc)
+GS_LOCAL(init_pc):
         .cfi_adjust_cfa_offset 4
         popl    %ecx
         .cfi_adjust_cfa_offset -4
-        addl    $(.Ltrampoline_resume - .Linit_pc), %ecx
+        addl    $(GS_LOCAL(trampoline_resume) - GS_LOCAL(init_pc)), %ecx
 
         /* The creator's control state; the 6 MXCSR exception flags
          * (bits 0-5) are status, not control, and start clear. */
@@ -215,17 +208,13 @@ gs_init:
         movl    %ecx, 0x1c(%eax)
         ret
         .cfi_endproc
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: eax = that
  * swap's arg, esi = entry, ebp = 0, esp = the aligned top of the stack.
  * There is no caller; the CFI says so, so that gdb, perf and libgcc's
  * unwinder end the backtrace here instead of reading past the stack top. */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, @function
-        .p2align 4
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .cfi_startproc
         .cfi_def_cfa %esp, 0            /* CFA = the stack's aligned top */
         .cfi_undefined %eip             /* no return address: outermost */
@@ -235,7 +224,7 @@ gs_entry_trampoline:
          * inside this FDE (a profiler may sample the second half of the
          * first gs_swap into a context). */
         nop
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         /* entry(arg), with the 16-byte block holding arg (and 12 bytes of
          * padding above it) ending at the 16-aligned top. */
         subl    $12, %esp
@@ -246,7 +235,7 @@ gs_entry_trampoline:
         /* entry() must not return: there is nothing to return to. */
         ud2
         .cfi_endproc
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
 #if defined(__CET__) && (__CET__ & 1)
 /* NT_GNU_PROPERTY_TYPE_0 note: GNU_PROPERTY_X86_FEATURE_1_AND with only
@@ -264,4 +253,4 @@ gs_entry_trampoline:
         .popsection
 #endif
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END

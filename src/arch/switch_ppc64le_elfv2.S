@@ -114,6 +114,7 @@
 #endif
 
 #include "switch.h"
+#include "asm_macros.h"
 
         .abiversion 2
         .text
@@ -121,11 +122,7 @@
 /* void *gs_swap(void **from, void *to, void *arg)
  *   r3 = from, r4 = to, r5 = arg; returns in r3. One entry point: it
  *   needs no TOC (no .localentry, so st_other says exactly that). */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, @function
-        .p2align 4
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .cfi_startproc
         /* LR and CR into the save slots of the caller's frame. */
         mflr    %r0
@@ -398,16 +395,12 @@ gs_swap:
         mr      %r3, %r5
         blr
         .cfi_endproc
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
  *   r3 = top, r4 = entry, r5 = limit (unused);
  *   returns the new context in r3. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, @function
-        .p2align 4
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
         /* Global entry point: r12 = gs_init, from which r2 = our TOC. */
 0:      addis   %r2, %r12, .TOC. - 0b@ha
@@ -419,8 +412,8 @@ gs_init:
         addi    %r3, %r3, -(32 + 0x210) /* gs_swap's frame below it */
 
         li      %r0, 0
-        addis   %r10, %r2, .Ltrampoline_resume@toc@ha
-        addi    %r10, %r10, .Ltrampoline_resume@toc@l
+        addis   %r10, %r2, GS_LOCAL(trampoline_resume)@toc@ha
+        addi    %r10, %r10, GS_LOCAL(trampoline_resume)@toc@l
         std     %r0, 0x00(%r9)          /* back chain: none */
         std     %r0, 0x08(%r9)          /* CR: cr2-cr4 start clear */
         std     %r10, 0x10(%r9)         /* LR: the trampoline */
@@ -446,18 +439,14 @@ gs_init:
         stfd    %f0, 0x208(%r3)
         blr
         .cfi_endproc
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: r3 = that
  * swap's arg, r14 = entry, r1 = the aligned top of the stack - 32, where
  * gs_init left a minimal frame whose back chain is 0. There is no caller;
  * the CFI says so, so that gdb, perf and libgcc's unwinder end the
  * backtrace here instead of reading past the stack top. */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, @function
-        .p2align 4
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .cfi_startproc
         .cfi_def_cfa r1, 32             /* CFA = the stack's aligned top */
         .cfi_undefined lr               /* no return address: outermost */
@@ -467,7 +456,7 @@ gs_entry_trampoline:
          * address - 1 inside this FDE (a profiler may sample the second
          * half of the first gs_swap into a context). */
         nop
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         /* An indirect call enters at the global entry point, which needs
          * its own address in r12 to find its TOC. */
         mtctr   %r14
@@ -477,6 +466,6 @@ gs_entry_trampoline:
          * no r2 to reload from a TOC save slot). */
         trap
         .cfi_endproc
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END

@@ -79,16 +79,13 @@
  */
 
 #include "switch.h"
+#include "asm_macros.h"
 
         .text
 
 /* void *gs_swap(void **from, void *to, void *arg)
  *   a0 = from, a1 = to, a2 = arg; returns in a0. */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, @function
-        .p2align 2
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .cfi_startproc
         addi    sp, sp, -0xd0
         .cfi_def_cfa_offset 0xd0
@@ -218,20 +215,16 @@ gs_swap:
         mv      a0, a2
         ret
         .cfi_endproc
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
  *   a0 = top, a1 = entry, a2 = limit (unused);
  *   returns the new context in a0. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, @function
-        .p2align 2
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
         andi    a0, a0, -16
         addi    a0, a0, -0xd0
-        lla     t0, .Ltrampoline_resume
+        lla     t0, GS_LOCAL(trampoline_resume)
         sd      t0, 0x00(a0)            /* ra: the trampoline */
         sd      zero, 0x08(a0)          /* s0: ends frame-pointer chains */
         sd      a1, 0x10(a0)            /* s1: the trampoline calls it */
@@ -261,17 +254,13 @@ gs_init:
         sd      t0, 0xc8(a0)
         ret
         .cfi_endproc
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: a0 = that
  * swap's arg, s1 = entry, s0 = 0, sp = the aligned top of the stack.
  * There is no caller; the CFI says so, so that gdb, perf and libgcc's
  * unwinder end the backtrace here instead of reading past the stack top. */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, @function
-        .p2align 2
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .cfi_startproc
         .cfi_def_cfa sp, 0              /* CFA = the stack's aligned top */
         .cfi_undefined ra               /* no return address: outermost */
@@ -281,11 +270,11 @@ gs_entry_trampoline:
          * address - 1 inside this FDE (a profiler may sample the second
          * half of the first gs_swap into a context). */
         nop
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         jalr    s1
         /* entry() must not return: there is nothing to return to. */
         unimp
         .cfi_endproc
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END

@@ -86,6 +86,7 @@
  */
 
 #include "switch.h"
+#include "asm_macros.h"
 
 /* The FPC bits that belong to a context: the IEEE exception masks
  * (bits 0-5), the DFP rounding mode (25-27) and the BFP rounding mode
@@ -97,11 +98,7 @@
 /* void *gs_swap(void **from, void *to, void *arg)
  *   r2 = from, r3 = to, r4 = arg; returns in r2. At entry the CFA is
  *   r15 + 160, the top of the caller's register save area. */
-        .globl  gs_swap
-        .hidden gs_swap
-        .type   gs_swap, @function
-        .p2align 3
-gs_swap:
+GS_FUNCTION_BEGIN(gs_swap)
         .cfi_startproc
         stmg    %r6, %r15, 48(%r15)     /* into the caller's save area */
         .cfi_offset %r6, 48 - 160
@@ -188,21 +185,17 @@ gs_swap:
         lgr     %r2, %r4
         br      %r14
         .cfi_endproc
-        .size   gs_swap, . - gs_swap
+GS_FUNCTION_END(gs_swap)
 
 /* void *gs_init(uintptr_t top, gs_entry_fn entry, uintptr_t limit)
  *   r2 = top, r3 = entry, r4 = limit (unused);
  *   returns the new context in r2. */
-        .globl  gs_init
-        .hidden gs_init
-        .type   gs_init, @function
-        .p2align 3
-gs_init:
+GS_FUNCTION_BEGIN(gs_init)
         .cfi_startproc
         nill    %r2, 0xfff8             /* align top down to 8 */
         aghi    %r2, -(160 + 0x48)      /* the new context */
         xc      0(160 + 0x48, %r2), 0(%r2)      /* all zero */
-        larl    %r1, .Ltrampoline_resume
+        larl    %r1, GS_LOCAL(trampoline_resume)
         la      %r0, 0x48(%r2)          /* C: the trampoline's save area */
         stg     %r3, 0x48 + 48(%r2)     /* r6: the trampoline calls it */
         stg     %r1, 0x48 + 112(%r2)    /* r14: the trampoline */
@@ -212,18 +205,14 @@ gs_init:
         st      %r0, 0x40(%r2)
         br      %r14
         .cfi_endproc
-        .size   gs_init, . - gs_init
+GS_FUNCTION_END(gs_init)
 
 /* Where the first gs_swap into a fresh context returns to: r2 = that
  * swap's arg, r6 = entry, r15 = the aligned top of the stack - 160, a
  * zeroed register save area for entry. There is no caller; the CFI says
  * so, so that gdb, perf and libgcc's unwinder end the backtrace here
  * instead of reading past the stack top. */
-        .globl  gs_entry_trampoline
-        .hidden gs_entry_trampoline
-        .type   gs_entry_trampoline, @function
-        .p2align 3
-gs_entry_trampoline:
+GS_FUNCTION_BEGIN(gs_entry_trampoline)
         .cfi_startproc
         .cfi_def_cfa %r15, 160          /* CFA = the stack's aligned top */
         .cfi_undefined %r14             /* no return address: outermost */
@@ -233,13 +222,13 @@ gs_entry_trampoline:
          * address - 1 inside this FDE (a profiler may sample the second
          * half of the first gs_swap into a context). */
         nopr
-.Ltrampoline_resume:
+GS_LOCAL(trampoline_resume):
         basr    %r14, %r6
         /* entry() must not return: there is nothing to return to. Opcode
          * 0x00 is no instruction (and not 0x0001, the breakpoint the
          * kernel turns into SIGTRAP): SIGILL. */
         .word   0
         .cfi_endproc
-        .size   gs_entry_trampoline, . - gs_entry_trampoline
+GS_FUNCTION_END(gs_entry_trampoline)
 
-        .section .note.GNU-stack, "", %progbits
+GS_FILE_END
