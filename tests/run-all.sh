@@ -89,7 +89,10 @@ if [ "$(id -u)" = 0 ]; then
     # Cross compilers and qemu for every CPU the switch tests run on.
     "$SHARED_TOOLS/crossrun" setup || echo "crossrun setup failed"
     if [ -n "$VERSIONS" ]; then
-        "$SHARED_TOOLS/pychroot" setup || echo "pychroot setup failed"
+        # g++: upstream's suite builds a C++ test extension; the chroot's
+        # base packages bring only gcc.
+        PYCHROOT_EXTRA="g++" "$SHARED_TOOLS/pychroot" setup ||
+            echo "pychroot setup failed"
     fi
 fi
 export GS_REQUIRE_CROSS=1
