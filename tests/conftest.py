@@ -47,6 +47,27 @@ if FORCE_DIRECT_BOUNDS:
     greenlet._greenlet._force_direct_stack_bounds()
 
 
+def _asan_runtime_loaded():
+    import ctypes
+    try:
+        return hasattr(ctypes.CDLL(None), "__asan_init")
+    except OSError:
+        return False
+
+
+# AddressSanitizer's runtime is in this process (tests/run-all.sh runs the
+# suite once with an ASan build of the extension and libasan preloaded).
+# It changes what a few tests can observe: freed memory waits in its
+# quarantine and every stack touched has shadow pages, so RSS does not come
+# back; and it reports a fatal signal itself and exits with status 1
+# instead of dying of the signal.
+UNDER_ASAN = _asan_runtime_loaded()
+skip_under_asan_rss = pytest.mark.skipif(
+    UNDER_ASAN,
+    reason="AddressSanitizer keeps freed memory (quarantine, shadow pages): "
+           "RSS is checked by the run without it")
+
+
 class SubprocessRunner:
     """Runs Python source in a child interpreter."""
 

@@ -15,7 +15,9 @@
 #  2. Builds and installs the package into a venv of this machine's python3
 #     with warnings as errors, and runs the pytest suite, including the C
 #     tests of the switch (every ABI, under qemu) and the stack allocator.
-#  3. Runs upstream greenlet's own test suite against our module.
+#  3. Runs upstream greenlet's own test suite against our module. Then
+#     builds the extension again with AddressSanitizer and UBSan, and runs
+#     our suite and upstream's against that build.
 #  4. Runs the gevent workload and a selection of gevent's tests.
 #  5. Runs the benchmarks once in their quick mode, to keep them working.
 #  6. On every other CPython: pyenv's 3.10, 3.12 and 3.13 (each patch
@@ -70,10 +72,11 @@ minor_of() { echo "$1" | cut -d. -f1,2; }
 # ---- 1. system packages ---------------------------------------------------
 if [ "$(id -u)" = 0 ]; then
     say "system packages"
-    # gdb: the backtrace test. MinGW-w64 (C and C++) and wine: the Windows
-    # x64 switch. clang, llvm, lld: the switch assembled as Mach-O.
+    # gdb: the backtrace test. valgrind: test_valgrind.py. MinGW-w64 (C and
+    # C++) and wine: the Windows x64 switch. clang, llvm, lld: the switch
+    # assembled as Mach-O.
     missing=()
-    for p in gdb gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64 \
+    for p in gdb valgrind gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64 wine64 \
             clang llvm lld; do
         # shellcheck disable=SC2016
         dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null |
@@ -132,6 +135,59 @@ status=${PIPESTATUS[0]}
 record "upstream suite $host_version" \
     "$([ "$status" = 0 ] && echo ok || echo FAIL)" \
     "$(grep -E '^upstream suite:' "$WORK/upstream-$host_version.log" | tail -n 1)"
+
+# ---- 3b. steps 2 and 3 again, under AddressSanitizer and UBSan ---------------
+# An ASan + UBSan build of the extension in a venv of its own, then our suite
+# and upstream's with the runtimes preloaded into python (built without
+# them): ASan must be the first library loaded, and libstdc++ must be there
+# before it hooks C++ throws (upstream's C++ test extension throws). The
+# runtime switches stacks with us through the fiber annotations of
+# src/greenlet_type.c. Leak detection is off: CPython at exit frees little
+# on purpose. Tests that measure RSS, or die of SIGSEGV, see conftest.py's
+# UNDER_ASAN; the C tests (no extension in them) run only in step 2.
+ASAN_VENV=$WORK/venv-asan-$host_version
+say "our suite and upstream's under AddressSanitizer + UBSan on $host_version"
+libasan=$(cc -print-file-name=libasan.so)
+libstdcxx=$(cc -print-file-name=libstdc++.so)
+asan_env=(LD_PRELOAD="$libasan $libstdcxx"
+          ASAN_OPTIONS=detect_leaks=0:allow_user_segv_handler=1
+          UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1)
+asan_ignores=()
+for t in "${HOST_ONLY_TESTS[@]}"; do asan_ignores+=(--ignore="$ROOT/tests/$t"); done
+"$PYTHON" -m venv "$ASAN_VENV"
+if [ -f "$libasan" ] && "$ASAN_VENV/bin/pip" install -q \
+        --disable-pip-version-check 'meson-python>=0.18' meson ninja pytest \
+        psutil objgraph &&
+    "$ASAN_VENV/bin/pip" install -q --disable-pip-version-check \
+        --no-build-isolation -Csetup-args=-Dwerror=true \
+        -Csetup-args=-Db_sanitize=address,undefined \
+        -Csetup-args=-Db_lundef=false -Cbuild-dir="$WORK/build-asan" "$ROOT" \
+        >"$WORK/build-asan.log" 2>&1; then
+    (cd "$WORK" && env "${asan_env[@]}" "$ASAN_VENV/bin/python" -m pytest \
+        "$ROOT/tests" -q -p no:cacheprovider -rs "${asan_ignores[@]}") 2>&1 |
+        tee "$WORK/pytest-asan.log"
+    status=${PIPESTATUS[0]}
+    # A UBSan report in a child that still exited 0 must fail the step too.
+    if grep -q 'runtime error:' "$WORK/pytest-asan.log"; then status=1; fi
+    record "our suite ASan+UBSan" \
+        "$([ "$status" = 0 ] && echo ok || echo FAIL)" \
+        "$(result_line "$WORK/pytest-asan.log")"
+    # Upstream's sdist, as step 3 fetched it (else the script fetches it).
+    mkdir -p "$WORK/upstream-asan"
+    cp "$WORK"/upstream/greenlet-*.tar.gz "$WORK/upstream-asan/" 2>/dev/null
+    env "${asan_env[@]}" "$ASAN_VENV/bin/python" \
+        "$ROOT/tests/upstream/run_upstream_suite.py" \
+        --work "$WORK/upstream-asan" 2>&1 | tee "$WORK/upstream-asan.log"
+    status=${PIPESTATUS[0]}
+    if grep -q 'runtime error:' "$WORK/upstream-asan.log"; then status=1; fi
+    record "upstream suite ASan+UBSan" \
+        "$([ "$status" = 0 ] && echo ok || echo FAIL)" \
+        "$(grep -E '^upstream suite:' "$WORK/upstream-asan.log" | tail -n 1)"
+else
+    cat "$WORK/build-asan.log" 2>/dev/null
+    record "our suite ASan+UBSan" FAIL "no ASan build (libasan: $libasan)"
+    record "upstream suite ASan+UBSan" FAIL "no ASan build"
+fi
 
 # ---- 4. gevent ---------------------------------------------------------------
 if [ -f "$ROOT/tests/gevent/run_gevent_check.sh" ]; then

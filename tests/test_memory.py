@@ -6,6 +6,8 @@ import sys
 import greenlet
 from greenlet import getcurrent
 
+from conftest import skip_under_asan_rss
+
 # Shared by the child-process memory tests: resident set size in bytes,
 # from psutil when installed, else from /proc.
 RSS_HELPER = """
@@ -36,6 +38,7 @@ def fresh_refcount():
     return sys.getrefcount(obj)
 
 
+@skip_under_asan_rss
 def test_rss_returns_after_10000_suspended_greenlets_are_dropped(
         run_in_subprocess):
     stdout = run_in_subprocess.clean(RSS_HELPER + """
@@ -67,6 +70,7 @@ print("ok")
     assert stdout.splitlines()[-1] == "ok", stdout
 
 
+@skip_under_asan_rss
 def test_rss_does_not_grow_over_rounds_of_finished_greenlets(
         run_in_subprocess):
     """Upstream issue #328: on 3.11 every finished greenlet leaked its
@@ -91,6 +95,7 @@ print("ok")
     assert stdout.splitlines()[-1] == "ok", stdout
 
 
+@skip_under_asan_rss
 def test_rss_returns_after_a_thread_exits_with_suspended_greenlets(
         run_in_subprocess):
     stdout = run_in_subprocess.clean(RSS_HELPER + """
