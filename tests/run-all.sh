@@ -33,7 +33,22 @@
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED_TOOLS=${GS_SHARED_TOOLS:-$ROOT/../shared/tools}
+# The team's tools (crossrun, pychroot) sit in ../shared/tools beside the
+# project's checkout. A clone made elsewhere (git clone . /tmp/ci-check)
+# finds them beside the checkout it was cloned from.
+shared_tools_dir() {
+    local origin dir
+    origin=$(git -C "$ROOT" remote get-url origin 2>/dev/null) || origin=
+    for dir in "$ROOT/../shared/tools" "$origin/../shared/tools"; do
+        if [ -x "$dir/crossrun" ] && [ -x "$dir/pychroot" ]; then
+            (cd "$dir" && pwd)
+            return
+        fi
+    done
+    echo "$ROOT/../shared/tools"    # missing: the steps that need it say so
+}
+SHARED_TOOLS=${GS_SHARED_TOOLS:-$(shared_tools_dir)}
+export GS_SHARED_TOOLS=$SHARED_TOOLS    # for tests/qemu/run_suite_aarch64.sh
 WORK=${GS_WORK:-$ROOT/.cache/run-all}
 PYTHON=${PYTHON:-python3}
 VERSIONS=${GS_PYVERSIONS-3.13 3.14 3.15}
